@@ -1,0 +1,149 @@
+"""Alembic environment for convostore.
+
+``alembic upgrade head`` migrates every distinct database named by the bot configs (directory
+``$CONVOSTORE_CONFIG_DIR`` or ``convostore_config_dir`` in alembic.ini); ``-x url=...`` targets one.
+Each run sets ``config.attributes["convostore_bot_configs"]`` to the configs that use the database
+being migrated and ``config.attributes["convostore_all_bot_configs"]`` to all of them, for data
+revisions. SQLite runs with ``foreign_keys=OFF`` (batch mode recreates tables, and with foreign keys
+on that would cascade-delete children) and in one ``BEGIN IMMEDIATE`` transaction, so a failed
+revision leaves the database as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from logging.config import fileConfig
+from pathlib import Path
+from typing import Any
+
+from alembic import context
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy.engine import Connection, Engine
+
+from convostore.config import CONFIG_DIR_ENV, BotConfig, async_url, load_configs, redact_url
+from convostore.db import create_engine, translate
+from convostore.errors import ConvostoreError
+from convostore.models import Base, UTCDateTime
+
+config = context.config
+if config.config_file_name is not None and config.attributes.get("configure_logger", True):
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+logger = logging.getLogger("convostore.alembic")
+target_metadata = Base.metadata
+
+
+def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+    # Revisions must never import application code: render custom types as plain SQLAlchemy ones.
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
+def _config_dir() -> Path:
+    import os
+
+    if os.environ.get(CONFIG_DIR_ENV):
+        return Path(os.environ[CONFIG_DIR_ENV])
+    here = Path(config.config_file_name or "alembic.ini").resolve().parent
+    return here / config.get_main_option("convostore_config_dir", "config/bots")
+
+
+def _targets() -> list[tuple[str, dict[str, BotConfig]]]:
+    """(async URL, configs using it) for each database to migrate."""
+    x = context.get_x_argument(as_dictionary=True)
+    folder = _config_dir()
+    configs = load_configs(folder) if folder.is_dir() else {}
+    if "url" in x:
+        url = async_url(x["url"])
+        return [(url, {n: c for n, c in configs.items() if c.database_url == url})]
+    if not configs:
+        raise CommandError(f"no bot configs in {folder}; add one or pass -x url=DATABASE_URL")
+    by_url: dict[str, dict[str, BotConfig]] = {}
+    for name, bot in configs.items():
+        if bot.storage.enabled:
+            by_url.setdefault(bot.database_url, {})[name] = bot
+    config.attributes["convostore_all_bot_configs"] = configs
+    return list(by_url.items())
+
+
+def _refuse_newer(connection: Connection) -> None:
+    script = ScriptDirectory.from_config(config)
+    current = context.get_context().get_current_heads()
+    known = {rev.revision for rev in script.walk_revisions()}
+    newer = [rev for rev in current if rev not in known]
+    if newer:
+        raise CommandError(
+            f"the database is at schema revision {newer[0]}, newer than this convostore knows "
+            f"(head {script.get_current_head()}); upgrade convostore instead of migrating"
+        )
+
+
+def do_run_migrations(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=True,
+        compare_type=True,
+        render_item=render_item,
+        # SQLite DDL is transactional once the driver leaves BEGIN to us: one transaction per run.
+        transactional_ddl=True,
+    )
+    _refuse_newer(connection)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _migrate(url: str) -> None:
+    engine = create_engine(url, foreign_keys=False, null_pool=True)
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(do_run_migrations)
+            await connection.commit()
+    finally:
+        await engine.dispose()
+
+
+def run_migrations_online() -> None:
+    connectable = config.attributes.get("connection")
+    if connectable is not None:
+        # Handed in by a caller (tests, the guarded-upgrade code): a sync Engine or Connection.
+        config.attributes.setdefault("convostore_bot_configs", {})
+        config.attributes.setdefault("convostore_all_bot_configs", {})
+        if isinstance(connectable, Engine):
+            with connectable.connect() as connection:
+                do_run_migrations(connection)
+                connection.commit()
+        else:
+            do_run_migrations(connectable)
+        return
+    try:
+        targets = _targets()
+    except ConvostoreError as exc:
+        raise CommandError(str(exc)) from None
+    config.attributes.setdefault("convostore_all_bot_configs", {})
+    for url, bots in targets:
+        safe = redact_url(url)
+        logger.info("migrating %s (bots: %s)", safe, ", ".join(sorted(bots)) or "none configured")
+        config.attributes["convostore_bot_configs"] = bots
+        config.attributes["convostore_database_url"] = url
+        try:
+            asyncio.run(_migrate(url))
+        except CommandError:
+            raise
+        except ConvostoreError as exc:
+            raise CommandError(str(exc)) from None
+        except Exception as exc:
+            from sqlalchemy.exc import DBAPIError
+
+            if isinstance(exc, DBAPIError | OSError):
+                raise CommandError(str(translate(exc, safe))) from None
+            raise
+
+
+if context.is_offline_mode():
+    raise CommandError(
+        "offline (--sql) mode is not supported: SQLite batch operations need a database"
+    )
+run_migrations_online()

@@ -1,0 +1,31 @@
+"""convostore: the conversation store for multi-bot Discord systems.
+
+One :class:`BotStore` per bot, configured by the bot's own YAML file, over SQLite (default) or
+PostgreSQL, with a schema owned by Alembic.
+"""
+
+import logging
+
+from convostore.channels import ChannelInfo
+from convostore.config import BotConfig, load_config, load_configs
+from convostore.errors import ConfigError, ConvostoreError, InvalidInput, StorageError
+from convostore.records import ChatSession, StoredMessage
+from convostore.store import BotStore
+
+__version__ = "0.1.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+__all__ = [
+    "BotConfig",
+    "BotStore",
+    "ChannelInfo",
+    "ChatSession",
+    "ConfigError",
+    "ConvostoreError",
+    "InvalidInput",
+    "StorageError",
+    "StoredMessage",
+    "load_config",
+    "load_configs",
+]

@@ -1,0 +1,5 @@
+import sys
+
+from convostore.cli import main
+
+sys.exit(main())

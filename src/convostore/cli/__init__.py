@@ -1,0 +1,81 @@
+"""The ``convostore`` command: thin wrappers that parse, call one library function, and print.
+
+Each module in ``COMMAND_MODULES`` adds its subcommands with ``register(subparsers)`` and sets a
+``handler(args) -> int``. Handled errors become one line on stderr and exit code 1, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from convostore import __version__
+from convostore.errors import ConvostoreError
+
+COMMAND_MODULES = (
+    "convostore.cli.legacy",
+    "convostore.cli.ops",
+)
+
+
+def _add_common_options(parser: argparse.ArgumentParser) -> None:
+    known = parser._option_string_actions
+    if "--config-dir" not in known:
+        parser.add_argument(
+            "--config-dir",
+            type=Path,
+            default=None,
+            help="directory of bot YAML files (default: $CONVOSTORE_CONFIG_DIR or config/bots)",
+        )
+    if "--bot" not in known:
+        parser.add_argument("--bot", default=None, help="only this bot (default: every bot)")
+    if "--verbose" not in known:
+        parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="convostore", description="Conversation store for multi-bot Discord systems."
+    )
+    parser.add_argument("--version", action="version", version=f"convostore {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        module.register(subparsers)
+    for subparser in subparsers.choices.values():
+        _add_common_options(subparser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from rich.logging import RichHandler
+
+    logging.basicConfig(
+        level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(show_time=False, show_path=False, console=None)],
+    )
+    try:
+        return int(args.handler(args))
+    except ConvostoreError as exc:
+        print(f"convostore {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"convostore {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

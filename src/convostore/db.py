@@ -1,0 +1,159 @@
+"""Engines, session factories and the translation of driver errors.
+
+SQLite is shared by several bot processes, so every connection sets WAL, a busy timeout,
+``synchronous=NORMAL`` and ``foreign_keys=ON``, and the driver's own transaction handling is
+switched off: SQLAlchemy's ``begin`` event emits ``BEGIN IMMEDIATE`` instead, so a read-then-write
+unit of work takes the write lock up front and waits for it (the deferred ``BEGIN`` would fail with
+a busy snapshot when its read upgrades to a write). Read-only work uses an engine view whose
+``begin`` is deferred, so readers never queue behind writers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession as AsyncDBSession
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool
+
+from convostore.config import redact_url
+from convostore.errors import (
+    DatabaseLockedError,
+    DatabaseUnavailableError,
+    ReadOnlyDatabaseError,
+    SchemaError,
+    StorageError,
+)
+
+logger = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 30_000
+READ_ONLY_OPTION = "convostore_read_only"
+_PRAGMAS_INSTALLED = "_convostore_pragmas"
+
+
+def _on_sqlite_connect(foreign_keys: bool) -> Any:
+    def on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # The driver must not open transactions by itself; ``_on_sqlite_begin`` does.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA journal_mode")
+            row = cursor.fetchone()
+            if row is None or str(row[0]).lower() not in ("wal", "memory"):
+                cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
+        finally:
+            cursor.close()
+
+    return on_connect
+
+
+def _on_sqlite_begin(conn: Connection) -> None:
+    if conn.get_execution_options().get(READ_ONLY_OPTION):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def install_sqlite_transaction_handling(
+    engine: AsyncEngine | Engine, *, foreign_keys: bool = True
+) -> None:
+    """Install the connect/begin events once on a SQLite engine (idempotent)."""
+    sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+    if getattr(sync_engine, _PRAGMAS_INSTALLED, False):
+        return
+    event.listen(sync_engine, "connect", _on_sqlite_connect(foreign_keys))
+    event.listen(sync_engine, "begin", _on_sqlite_begin)
+    setattr(sync_engine, _PRAGMAS_INSTALLED, True)
+
+
+def create_engine(
+    url: str, *, foreign_keys: bool = True, null_pool: bool = False, **kwargs: Any
+) -> AsyncEngine:
+    """An async engine for a convostore database, with the SQLite handling installed."""
+    backend = make_url(url).get_backend_name()
+    options: dict[str, Any] = {}
+    if null_pool:
+        options["poolclass"] = NullPool
+    elif backend == "postgresql":
+        options.update(pool_size=5, max_overflow=5, pool_pre_ping=True, pool_recycle=1800)
+    if backend == "sqlite":
+        database = make_url(url).database
+        if database and database != ":memory:":
+            from pathlib import Path
+
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+    options.update(kwargs)
+    engine = create_async_engine(url, **options)
+    if backend == "sqlite":
+        install_sqlite_transaction_handling(engine, foreign_keys=foreign_keys)
+    return engine
+
+
+def read_only(engine: AsyncEngine) -> AsyncEngine:
+    """A view of ``engine`` (same pool) whose transactions begin deferred: for reads only."""
+    return engine.execution_options(**{READ_ONLY_OPTION: True})
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncDBSession]:
+    """An async session factory that never expires loaded state (no implicit IO after commit)."""
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def translate_errors(where: str) -> Iterator[None]:
+    """Turn SQLAlchemy and driver errors into the convostore tree; ``where`` names the database."""
+    try:
+        yield
+    except (OperationalError, InterfaceError, DBAPIError) as exc:
+        raise translate(exc, where) from exc
+    except OSError as exc:
+        raise DatabaseUnavailableError(
+            f"{where}: cannot reach the database: {exc.strerror or exc}"
+        ) from exc
+
+
+def translate(exc: BaseException, where: str) -> StorageError:
+    """The convostore error for a SQLAlchemy/driver error raised while working on ``where``."""
+    detail = redact_url(where) if "://" in where else where
+    message = _describe(exc)
+    lowered = message.lower()
+    if isinstance(exc, IntegrityError):
+        return StorageError(f"{detail}: integrity error: {message}")
+    if "database is locked" in lowered or "database is busy" in lowered:
+        return DatabaseLockedError(
+            f"{detail}: the database stayed locked by another process for over "
+            f"{BUSY_TIMEOUT_MS // 1000} s"
+        )
+    if "readonly database" in lowered or "read-only" in lowered:
+        return ReadOnlyDatabaseError(f"{detail}: the database file or its directory is read-only")
+    if "unable to open database" in lowered:
+        return DatabaseUnavailableError(f"{detail}: cannot open the database file")
+    if "no such table" in lowered or ("relation" in lowered and "does not exist" in lowered):
+        return SchemaError(
+            f"{detail}: the database has no convostore schema; run `alembic upgrade head`"
+        )
+    if any(
+        word in lowered
+        for word in ("connection refused", "could not connect", "connect call failed")
+    ):
+        return DatabaseUnavailableError(f"{detail}: cannot connect to the database server")
+    if "database" in lowered and "does not exist" in lowered:
+        return DatabaseUnavailableError(f"{detail}: the database does not exist")
+    if "disk is full" in lowered or "disk full" in lowered:
+        return StorageError(f"{detail}: the disk is full")
+    return StorageError(f"{detail}: {message}")

@@ -1,0 +1,140 @@
+"""Declarative models of the ``conversations`` and ``sessions`` tables.
+
+Column names, CHECK constraints and the four original index names follow the storage plan; the
+additions are the two unique keys, the foreign key that ties messages to their session, a
+covering index for "newest N messages of a channel", the partial unique index that allows one open
+session per bot and channel, and the ``source`` marker of imported rows.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every backend.
+
+    SQLite has no time zone type and silently drops offsets, so values are stored there as naive
+    UTC; PostgreSQL keeps ``timestamptz``.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes cannot be stored; pass an aware (UTC) datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# SQLite's rowid alias must be INTEGER; PostgreSQL gets a 64-bit key.
+_PrimaryKey = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class ChatSessionModel(Base):
+    """A row of ``sessions``: one conversation session of a bot in a channel."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[int] = mapped_column(_PrimaryKey, primary_key=True, autoincrement=True)
+    bot_name: Mapped[str] = mapped_column(Text)
+    channel_id: Mapped[str] = mapped_column(Text)
+    session_id: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_activity: Mapped[datetime] = mapped_column(UTCDateTime)
+    message_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    is_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    source: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        UniqueConstraint("bot_name", "channel_id", "session_id"),
+        CheckConstraint("message_count >= 0", name="message_count_not_negative"),
+        Index("idx_sessions_bot_channel", "bot_name", "channel_id"),
+        Index("idx_sessions_active", "is_active"),
+        Index(
+            "uq_sessions_one_active",
+            "bot_name",
+            "channel_id",
+            unique=True,
+            sqlite_where=text("is_active"),
+            postgresql_where=text("is_active"),
+        ),
+        {"sqlite_autoincrement": True},
+    )
+
+
+class ConversationModel(Base):
+    """A row of ``conversations``: one message."""
+
+    __tablename__ = "conversations"
+
+    id: Mapped[int] = mapped_column(_PrimaryKey, primary_key=True, autoincrement=True)
+    bot_name: Mapped[str] = mapped_column(Text)
+    channel_id: Mapped[str] = mapped_column(Text)
+    channel_name: Mapped[str] = mapped_column(Text)
+    channel_type: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[str] = mapped_column(Text)
+    username: Mapped[str] = mapped_column(Text)
+    session_id: Mapped[str] = mapped_column(Text)
+    message_id: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(Text)
+    content: Mapped[str] = mapped_column(Text)
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)
+    source: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        CheckConstraint("channel_type IN ('channel', 'dm')", name="channel_type"),
+        CheckConstraint("role IN ('user', 'assistant', 'system')", name="role"),
+        UniqueConstraint("bot_name", "message_id"),
+        ForeignKeyConstraint(
+            ["bot_name", "channel_id", "session_id"],
+            ["sessions.bot_name", "sessions.channel_id", "sessions.session_id"],
+            ondelete="CASCADE",
+        ),
+        Index("idx_conversations_bot_channel", "bot_name", "channel_id"),
+        Index("idx_conversations_session", "session_id"),
+        Index("idx_conversations_bot_channel_time", "bot_name", "channel_id", "timestamp", "id"),
+        {"sqlite_autoincrement": True},
+    )

@@ -1,0 +1,43 @@
+"""Session boundary rules, shared by live writes and the legacy importer.
+
+A conversation in one channel is cut into sessions: a message joins the open session when it comes
+at most ``gap`` seconds after that session's last activity and at most ``timeout`` seconds after its
+start. Otherwise a new session starts, named after its start time in UTC and the configured timeout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import UTC, datetime
+
+
+def fits_session(
+    started_at: datetime, last_activity: datetime, at: datetime, *, gap: int, timeout: int
+) -> bool:
+    """Whether a message at ``at`` joins a session that started and was last active as given.
+
+    A message older than the session's start does not join it: the session would then span more
+    than its timeout, and its id (its start time) would lie.
+    """
+    return (
+        at >= started_at
+        and (at - last_activity).total_seconds() <= gap
+        and (at - started_at).total_seconds() <= timeout
+    )
+
+
+def base_session_id(started_at: datetime, timeout: int) -> str:
+    """``YYYY-MM-DD_HH-MM-SS_{timeout}s`` for a session starting at ``started_at`` (aware)."""
+    if started_at.tzinfo is None:
+        raise ValueError("session start times must be timezone-aware")
+    return f"{started_at.astimezone(UTC):%Y-%m-%d_%H-%M-%S}_{timeout}s"
+
+
+def unique_session_id(base: str, taken: Collection[str]) -> str:
+    """``base``, or ``base-2``, ``base-3``... whichever is first not in ``taken``."""
+    if base not in taken:
+        return base
+    n = 2
+    while f"{base}-{n}" in taken:
+        n += 1
+    return f"{base}-{n}"

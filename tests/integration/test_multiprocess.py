@@ -1,0 +1,89 @@
+"""Several OS processes writing to one SQLite file at once: no lock errors, nothing lost."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+WRITER = r"""
+import asyncio, json, sys, time
+from datetime import UTC, datetime
+from convostore import BotStore, ChannelInfo, load_config
+
+async def main(config_path, worker, count):
+    config = load_config(config_path)
+    shared = ChannelInfo.channel(channel_id=1, name="shared")
+    own = ChannelInfo.channel(channel_id=100 + worker, name=f"own-{worker}")
+    errors, latencies = [], []
+    async with BotStore.open(config) as store:
+        for i in range(count):
+            channel = shared if i % 2 == 0 else own
+            start = time.perf_counter()
+            try:
+                await store.add_message(channel, user_id=worker, username=f"w{worker}", role="user",
+                                        content=f"{worker}:{i}", message_id=worker * 1_000_000 + i)
+            except Exception as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+            latencies.append(time.perf_counter() - start)
+    print(json.dumps({"errors": errors, "max_latency": max(latencies)}))
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+"""
+
+
+@pytest.mark.slow
+def test_three_processes_500_messages_each(tmp_path: Path, sqlite_template: Path) -> None:
+    import shutil
+
+    db = tmp_path / "shared.db"
+    shutil.copyfile(sqlite_template, db)
+    config = tmp_path / "sage.yaml"
+    config.write_text(f"storage:\n  path: {db}\n")
+    started = time.perf_counter()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(config), str(worker), "500"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        for worker in range(3)
+    ]
+    reports = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        reports.append(json.loads(out.strip().splitlines()[-1]))
+    elapsed = time.perf_counter() - started
+    assert [r["errors"] for r in reports] == [[], [], []]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM conversations").fetchone() == (1500,)
+        assert conn.execute("SELECT count(DISTINCT message_id) FROM conversations").fetchone() == (
+            1500,
+        )
+        # Every message is counted by its session, and each channel has exactly one open session.
+        assert conn.execute("SELECT sum(message_count) FROM sessions").fetchone() == (1500,)
+        per_session = conn.execute(
+            "SELECT s.message_count, count(c.id) FROM sessions s JOIN conversations c "
+            "ON c.bot_name = s.bot_name AND c.channel_id = s.channel_id "
+            "AND c.session_id = s.session_id "
+            "GROUP BY s.id"
+        ).fetchall()
+        assert all(expected == actual for expected, actual in per_session)
+        open_sessions = conn.execute(
+            "SELECT channel_id, count(*) FROM sessions WHERE is_active GROUP BY channel_id"
+        ).fetchall()
+        assert sorted(open_sessions) == [("1", 1), ("100", 1), ("101", 1), ("102", 1)]
+    print(
+        f"\n3 processes x 500 messages: {1500 / elapsed:.0f} msg/s overall, "
+        f"max latency {max(r['max_latency'] for r in reports) * 1000:.0f} ms"
+    )
