@@ -106,6 +106,6 @@ async def test_unreachable_server_hides_password() -> None:
 
 
 async def test_disabled_storage_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="storage.enabled is false"):
+    with pytest.raises(ConfigError, match=r"storage\.enabled is false"):
         async with BotStore.open(sqlite_config(tmp_path / "x.db", enabled=False)):
             pass
