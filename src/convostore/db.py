@@ -10,11 +10,14 @@ a busy snapshot when its read upgrades to a write). Read-only work uses an engin
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
@@ -36,6 +39,7 @@ logger = logging.getLogger(__name__)
 BUSY_TIMEOUT_MS = 30_000
 READ_ONLY_OPTION = "convostore_read_only"
 _PRAGMAS_INSTALLED = "_convostore_pragmas"
+_T = TypeVar("_T")
 
 
 def _on_sqlite_connect(foreign_keys: bool) -> Any:
@@ -102,6 +106,58 @@ def create_engine(
 def read_only(engine: AsyncEngine) -> AsyncEngine:
     """A view of ``engine`` (same pool) whose transactions begin deferred: for reads only."""
     return engine.execution_options(**{READ_ONLY_OPTION: True})
+
+
+class Transactions:
+    """Runs a unit of work, plain synchronous code over a ``Connection``, in one transaction.
+
+    On PostgreSQL the work runs in one greenlet of the async engine (``run_sync``). On a SQLite
+    file it runs in one worker thread on a synchronous pysqlite engine over the same file, with
+    the same pragmas and ``BEGIN IMMEDIATE`` handling: aiosqlite hops to its thread for every
+    driver call (about 13 hops for a message write through SQLAlchemy), this costs one hop per
+    unit of work. Units of work of one store run one at a time there, as SQLite writers do anyway.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._async_reader = read_only(engine)
+        self._sync: Engine | None = None
+        self._sync_reader: Engine | None = None
+        self._thread: ThreadPoolExecutor | None = None
+        url = engine.url
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            self._sync = create_sync_engine(url.set(drivername="sqlite"))
+            install_sqlite_transaction_handling(self._sync)
+            self._sync_reader = self._sync.execution_options(**{READ_ONLY_OPTION: True})
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="convostore-sqlite")
+
+    async def write(self, work: Callable[[Connection], _T]) -> _T:
+        return await self._run(work, read=False)
+
+    async def read(self, work: Callable[[Connection], _T]) -> _T:
+        return await self._run(work, read=True)
+
+    async def _run(self, work: Callable[[Connection], _T], *, read: bool) -> _T:
+        if self._thread is not None:
+            engine = self._sync_reader if read else self._sync
+            assert engine is not None
+            return await asyncio.get_running_loop().run_in_executor(
+                self._thread, _in_transaction, engine, work
+            )
+        async with (self._async_reader if read else self.engine).begin() as connection:
+            return await connection.run_sync(work)
+
+    async def close(self) -> None:
+        """Release the worker thread and the synchronous engine (the async one is the caller's)."""
+        if self._thread is not None and self._sync is not None:
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._sync.dispose)
+            self._thread.shutdown(wait=False)
+            self._thread = None
+
+
+def _in_transaction(engine: Engine, work: Callable[[Connection], _T]) -> _T:
+    with engine.begin() as connection:
+        return work(connection)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncDBSession]:

@@ -5,23 +5,21 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
-from sqlalchemy.ext.asyncio import AsyncSession as AsyncDBSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from convostore.channels import ChannelInfo
 from convostore.config import BotConfig
-from convostore.db import create_engine, read_only, session_factory, translate_errors
+from convostore.db import Transactions, create_engine, read_only, translate_errors
 from convostore.errors import ConfigError, InvalidInput, StorageError
 from convostore.records import ChatSession, StoredMessage
 from convostore.repositories import MessageRepository, SessionRepository
-from convostore.repositories import messages as message_records
-from convostore.repositories import sessions as session_records
 from convostore.schema import check_schema
 from convostore.sessions import base_session_id, fits_session, unique_session_id
 
@@ -32,6 +30,17 @@ ROLES = frozenset({"user", "assistant", "system"})
 # the loser sees a unique violation and simply runs its unit of work again.
 _WRITE_ATTEMPTS = 5
 _T = TypeVar("_T")
+
+
+class _AlreadyStored(Exception):
+    """Raised inside a write to roll it back and hand out the row stored earlier."""
+
+    def __init__(self, record: StoredMessage) -> None:
+        self.record = record
+
+
+class _Retry(Exception):
+    """Raised inside a write to roll it back and run it again."""
 
 
 def _decimal_id(value: int | str, what: str) -> str:
@@ -81,8 +90,7 @@ class BotStore:
         self.bot_name = config.name
         self.engine = engine
         self._where = config.safe_database_url
-        self._writer: async_sessionmaker[AsyncDBSession] = session_factory(engine)
-        self._reader: async_sessionmaker[AsyncDBSession] = session_factory(read_only(engine))
+        self._transactions = Transactions(engine)
 
     @classmethod
     @asynccontextmanager
@@ -93,30 +101,38 @@ class BotStore:
                 f"{config.source or config.name}: storage.enabled is false for bot {config.name!r}"
             )
         engine = create_engine(config.database_url)
+        store: BotStore | None = None
         try:
             with translate_errors(config.safe_database_url):
                 async with read_only(engine).connect() as connection:
                     await check_schema(connection, config.safe_database_url)
-            yield cls(config, engine)
+            store = cls(config, engine)
+            yield store
         finally:
+            if store is not None:
+                await store._transactions.close()
             await engine.dispose()
 
-    async def _write(self, work: Callable[[AsyncDBSession], Awaitable[_T]]) -> _T:
+    async def _write(self, work: Callable[[Connection], _T]) -> _T:
         for attempt in range(1, _WRITE_ATTEMPTS + 1):
             try:
                 with translate_errors(self._where):
-                    async with self._writer() as db_session, db_session.begin():
-                        return await work(db_session)
+                    return await self._transactions.write(work)
             except StorageError as exc:
                 if isinstance(exc.__cause__, IntegrityError) and attempt < _WRITE_ATTEMPTS:
                     continue
                 raise
+            except _Retry:
+                if attempt < _WRITE_ATTEMPTS:
+                    continue
+                raise StorageError(
+                    f"{self._where}: the write kept conflicting; try again"
+                ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _read(self, work: Callable[[AsyncDBSession], Awaitable[_T]]) -> _T:
+    async def _read(self, work: Callable[[Connection], _T]) -> _T:
         with translate_errors(self._where):
-            async with self._reader() as db_session, db_session.begin():
-                return await work(db_session)
+            return await self._transactions.read(work)
 
     async def add_message(
         self,
@@ -148,43 +164,64 @@ class BotStore:
         meta = _metadata(metadata)
         storage = self.config.storage
 
-        async def work(db_session: AsyncDBSession) -> StoredMessage:
-            messages = MessageRepository(db_session, self.bot_name)
-            existing = await messages.by_message_id(msg_id)
-            if existing is not None:
-                return message_records.to_record(existing)
-            sessions = SessionRepository(db_session, self.bot_name)
-            current = await sessions.open_session(channel.id)
-            if current is not None and fits_session(
-                current.started_at,
-                current.last_activity,
-                at,
-                gap=storage.session_gap,
-                timeout=storage.session_timeout,
-            ):
-                await sessions.record_message(current, at)
-            else:
-                if current is not None:
-                    await sessions.close(current)
-                base = base_session_id(at, storage.session_timeout)
-                session_id = unique_session_id(base, await sessions.ids_like(channel.id, base))
-                current = await sessions.start(channel.id, session_id, at)
-            row = await messages.add(
+        def work(connection: Connection) -> StoredMessage:
+            # Hot path, two statements: count the message in the open session if it fits, then
+            # insert it (ON CONFLICT DO NOTHING). A message id already stored rolls back both.
+            messages = MessageRepository(connection, self.bot_name)
+            sessions = SessionRepository(connection, self.bot_name)
+            session_id = sessions.extend_open(
+                channel.id, at, gap=storage.session_gap, max_span=storage.session_timeout
+            )
+            if session_id is None:
+                session_id = self._start_session(sessions, channel, at)
+            stored = messages.add(
                 channel_id=channel.id,
                 channel_name=channel.name,
                 channel_type=channel.type,
                 user_id=user,
                 username=username,
-                session_id=current.session_id,
+                session_id=session_id,
                 message_id=msg_id,
                 role=role,
                 content=content,
                 timestamp=at,
                 metadata=meta,
             )
-            return message_records.to_record(row)
+            if stored is None:
+                existing = messages.by_message_id(msg_id)
+                if existing is None:  # deleted since the conflict: store it on the next attempt
+                    raise _Retry
+                raise _AlreadyStored(existing)
+            return stored
 
-        return await self._write(work)
+        try:
+            return await self._write(work)
+        except _AlreadyStored as already:
+            return already.record
+
+    def _start_session(
+        self, sessions: SessionRepository, channel: ChannelInfo, at: datetime
+    ) -> str:
+        """The session a message at ``at`` joins when the open one (if any) does not take it."""
+        storage = self.config.storage
+        current = sessions.open_session(channel.id)
+        if current is not None:
+            row_id, open_session = current
+            if fits_session(
+                open_session.started_at,
+                open_session.last_activity,
+                at,
+                gap=storage.session_gap,
+                timeout=storage.session_timeout,
+            ):
+                # Another writer opened it after our first look (PostgreSQL, READ COMMITTED).
+                sessions.count_message(row_id, at)
+                return open_session.session_id
+            sessions.close(row_id)
+        base = base_session_id(at, storage.session_timeout)
+        session_id = unique_session_id(base, sessions.ids_like(channel.id, base))
+        sessions.start(channel.id, session_id, at)
+        return session_id
 
     async def history(
         self,
@@ -202,29 +239,29 @@ class BotStore:
         if count == 0:
             return []
 
-        async def work(db_session: AsyncDBSession) -> list[StoredMessage]:
-            rows = await MessageRepository(db_session, self.bot_name).newest(
+        def work(connection: Connection) -> list[StoredMessage]:
+            rows = MessageRepository(connection, self.bot_name).newest(
                 channel.id, count, user_id=user, session_id=session_id
             )
-            return [message_records.to_record(row) for row in reversed(rows)]
+            rows.reverse()
+            return rows
 
         return await self._read(work)
 
     async def current_session(self, channel: ChannelInfo) -> ChatSession | None:
         """The session open in the database for the channel, whatever the clock says."""
 
-        async def work(db_session: AsyncDBSession) -> ChatSession | None:
-            row = await SessionRepository(db_session, self.bot_name).open_session(channel.id)
-            return None if row is None else session_records.to_record(row)
+        def work(connection: Connection) -> ChatSession | None:
+            current = SessionRepository(connection, self.bot_name).open_session(channel.id)
+            return None if current is None else current[1]
 
         return await self._read(work)
 
     async def sessions(self, channel: ChannelInfo) -> list[ChatSession]:
         """The channel's sessions, newest first."""
 
-        async def work(db_session: AsyncDBSession) -> list[ChatSession]:
-            rows = await SessionRepository(db_session, self.bot_name).list(channel.id)
-            return [session_records.to_record(row) for row in rows]
+        def work(connection: Connection) -> list[ChatSession]:
+            return SessionRepository(connection, self.bot_name).list(channel.id)
 
         return await self._read(work)
 
@@ -233,8 +270,8 @@ class BotStore:
         at = _utc(now)
         storage = self.config.storage
 
-        async def work(db_session: AsyncDBSession) -> int:
-            return await SessionRepository(db_session, self.bot_name).close_expired(
+        def work(connection: Connection) -> int:
+            return SessionRepository(connection, self.bot_name).close_expired(
                 at, gap=storage.session_gap, max_span=storage.session_timeout
             )
 

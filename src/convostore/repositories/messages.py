@@ -4,47 +4,96 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession as AsyncDBSession
+from sqlalchemy import Integer, Select, Table, bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 
 from convostore.models import ConversationModel
 from convostore.records import StoredMessage
 
-_C = ConversationModel
+_T = cast(Table, ConversationModel.__table__)
+_COLUMNS = (
+    _T.c.id,
+    _T.c.bot_name,
+    _T.c.channel_id,
+    _T.c.channel_name,
+    _T.c.channel_type,
+    _T.c.user_id,
+    _T.c.username,
+    _T.c.session_id,
+    _T.c.message_id,
+    _T.c.role,
+    _T.c.content,
+    _T.c.timestamp,
+    _T.c.metadata,
+)
+
+# A message id this bot already stored inserts nothing and returns no row: the idempotency check
+# costs no statement of its own.
+_INSERT = {
+    "sqlite": sqlite.insert(_T)
+    .on_conflict_do_nothing(index_elements=["bot_name", "message_id"])
+    .returning(_T.c.id),
+    "postgresql": postgresql.insert(_T)
+    .on_conflict_do_nothing(index_elements=["bot_name", "message_id"])
+    .returning(_T.c.id),
+}
+_BY_MESSAGE_ID = select(*_COLUMNS).where(
+    _T.c.bot_name == bindparam("bot_name"), _T.c.message_id == bindparam("message_id")
+)
 
 
-def to_record(row: ConversationModel) -> StoredMessage:
+def _newest(by_user: bool, by_session: bool) -> Select[Any]:
+    # idx_conversations_bot_channel_time serves it: one backwards range scan, stopped at ``limit``.
+    query = select(*_COLUMNS).where(
+        _T.c.bot_name == bindparam("bot_name"), _T.c.channel_id == bindparam("channel_id")
+    )
+    if by_user:
+        query = query.where(_T.c.user_id == bindparam("user_id"))
+    if by_session:
+        query = query.where(_T.c.session_id == bindparam("session_id"))
+    return query.order_by(_T.c.timestamp.desc(), _T.c.id.desc()).limit(
+        bindparam("limit", type_=Integer)
+    )
+
+
+_NEWEST = {(u, s): _newest(u, s) for u in (False, True) for s in (False, True)}
+
+
+def to_record(row: Sequence[Any]) -> StoredMessage:
+    """A record from a row of ``_COLUMNS``, in that order."""
+    id_, bot, channel, name, kind, user, username, session, message, role, content, at, meta = row
     return StoredMessage(
-        id=row.id,
-        bot_name=row.bot_name,
-        channel_id=row.channel_id,
-        channel_name=row.channel_name,
-        channel_type=row.channel_type,
-        user_id=row.user_id,
-        username=row.username,
-        session_id=row.session_id,
-        message_id=row.message_id,
-        role=row.role,
-        content=row.content,
-        timestamp=row.timestamp,
-        metadata=dict(row.metadata_) if row.metadata_ is not None else None,
+        id=id_,
+        bot_name=bot,
+        channel_id=channel,
+        channel_name=name,
+        channel_type=kind,
+        user_id=user,
+        username=username,
+        session_id=session,
+        message_id=message,
+        role=role,
+        content=content,
+        timestamp=at,
+        metadata=None if meta is None else dict(meta),
     )
 
 
 class MessageRepository:
-    def __init__(self, db_session: AsyncDBSession, bot_name: str) -> None:
-        self.db_session = db_session
+    def __init__(self, connection: Connection, bot_name: str) -> None:
+        self.connection = connection
         self.bot_name = bot_name
 
-    async def by_message_id(self, message_id: str) -> ConversationModel | None:
-        result = await self.db_session.scalars(
-            select(_C).where(_C.bot_name == self.bot_name, _C.message_id == message_id)
-        )
-        return result.first()
+    def by_message_id(self, message_id: str) -> StoredMessage | None:
+        row = self.connection.execute(
+            _BY_MESSAGE_ID, {"bot_name": self.bot_name, "message_id": message_id}
+        ).first()
+        return None if row is None else to_record(row)
 
-    async def add(
+    def add(
         self,
         *,
         channel_id: str,
@@ -58,8 +107,29 @@ class MessageRepository:
         content: str,
         timestamp: datetime,
         metadata: dict[str, Any] | None,
-    ) -> ConversationModel:
-        row = ConversationModel(
+    ) -> StoredMessage | None:
+        """Insert one message; ``None`` if this bot already stored ``message_id`` (nothing done)."""
+        new_id = self.connection.execute(
+            _INSERT[self.connection.dialect.name],
+            {
+                "bot_name": self.bot_name,
+                "channel_id": channel_id,
+                "channel_name": channel_name,
+                "channel_type": channel_type,
+                "user_id": user_id,
+                "username": username,
+                "session_id": session_id,
+                "message_id": message_id,
+                "role": role,
+                "content": content,
+                "timestamp": timestamp,
+                "metadata": metadata,
+            },
+        ).scalar()
+        if new_id is None:
+            return None
+        return StoredMessage(
+            id=new_id,
             bot_name=self.bot_name,
             channel_id=channel_id,
             channel_name=channel_name,
@@ -71,27 +141,26 @@ class MessageRepository:
             role=role,
             content=content,
             timestamp=timestamp,
-            metadata_=metadata,
+            metadata=None if metadata is None else dict(metadata),
         )
-        self.db_session.add(row)
-        await self.db_session.flush()
-        return row
 
-    async def newest(
+    def newest(
         self,
         channel_id: str,
         limit: int,
         *,
         user_id: str | None = None,
         session_id: str | None = None,
-    ) -> Sequence[ConversationModel]:
+    ) -> list[StoredMessage]:
         """The newest ``limit`` messages of the channel, newest first (one index range scan)."""
-        query = select(_C).where(_C.bot_name == self.bot_name, _C.channel_id == channel_id)
-        if user_id is not None:
-            query = query.where(_C.user_id == user_id)
-        if session_id is not None:
-            query = query.where(_C.session_id == session_id)
-        result = await self.db_session.scalars(
-            query.order_by(_C.timestamp.desc(), _C.id.desc()).limit(limit)
+        result = self.connection.execute(
+            _NEWEST[(user_id is not None, session_id is not None)],
+            {
+                "bot_name": self.bot_name,
+                "channel_id": channel_id,
+                "user_id": user_id,
+                "session_id": session_id,
+                "limit": limit,
+            },
         )
-        return result.all()
+        return [to_record(row) for row in result]

@@ -4,111 +4,150 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import and_, case, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession as AsyncDBSession
+from sqlalchemy import Table, bindparam, case, insert, or_, select, text, update
+from sqlalchemy.engine import Connection
 
-from convostore.models import ChatSessionModel
+from convostore.models import ChatSessionModel, UTCDateTime
 from convostore.records import ChatSession
 
-_S = ChatSessionModel
+_T = cast(Table, ChatSessionModel.__table__)
+# The bare column, exactly the predicate of the partial index uq_sessions_one_active: SQLite uses
+# that index only for this spelling (``is_active IS 1`` or ``= 1`` picks idx_sessions_active, which
+# holds every open session of every bot and channel).
+_OPEN = text("sessions.is_active")
+_AT = bindparam("at", type_=UTCDateTime)
+_RECORD_COLUMNS = (
+    _T.c.session_id,
+    _T.c.channel_id,
+    _T.c.started_at,
+    _T.c.last_activity,
+    _T.c.message_count,
+    _T.c.is_active,
+)
+_BOT = _T.c.bot_name == bindparam("bot")
+_CHANNEL = _T.c.channel_id == bindparam("channel")
+
+# The common case of a write: the channel's open session takes the message. One statement finds
+# the session, checks that the message fits it (the rule of ``convostore.sessions.fits_session``)
+# and counts the message; no row comes back when a new session has to start.
+_EXTEND_OPEN = (
+    update(_T)
+    .where(
+        _BOT,
+        _CHANNEL,
+        _OPEN,
+        _T.c.started_at <= _AT,
+        _T.c.started_at >= bindparam("not_before_start", type_=UTCDateTime),
+        _T.c.last_activity >= bindparam("not_before_last", type_=UTCDateTime),
+    )
+    .values(
+        message_count=_T.c.message_count + 1,
+        last_activity=case((_T.c.last_activity < _AT, _AT), else_=_T.c.last_activity),
+    )
+    .returning(_T.c.session_id)
+)
+_OPEN_SESSION = select(_T.c.id, *_RECORD_COLUMNS).where(_BOT, _CHANNEL, _OPEN)
+_COUNT_MESSAGE = (
+    update(_T)
+    .where(_T.c.id == bindparam("row_id"))
+    .values(
+        message_count=_T.c.message_count + 1,
+        last_activity=case((_T.c.last_activity < _AT, _AT), else_=_T.c.last_activity),
+    )
+)
+_CLOSE = update(_T).where(_T.c.id == bindparam("row_id")).values(is_active=False)
+_START = insert(_T).values(
+    bot_name=bindparam("bot"),
+    channel_id=bindparam("channel"),
+    session_id=bindparam("sid"),
+    started_at=_AT,
+    last_activity=_AT,
+    message_count=1,
+    is_active=True,
+)
+_LIST = (
+    select(*_RECORD_COLUMNS).where(_BOT, _CHANNEL).order_by(_T.c.started_at.desc(), _T.c.id.desc())
+)
 
 
-def to_record(row: ChatSessionModel) -> ChatSession:
+def to_record(row: Sequence[Any]) -> ChatSession:
+    """A record from a row of ``_RECORD_COLUMNS``, in that order."""
+    session_id, channel_id, started_at, last_activity, message_count, is_active = row
     return ChatSession(
-        session_id=row.session_id,
-        channel_id=row.channel_id,
-        started_at=row.started_at,
-        last_activity=row.last_activity,
-        message_count=row.message_count,
-        is_active=row.is_active,
+        session_id, channel_id, started_at, last_activity, message_count, bool(is_active)
     )
 
 
 class SessionRepository:
-    def __init__(self, db_session: AsyncDBSession, bot_name: str) -> None:
-        self.db_session = db_session
+    def __init__(self, connection: Connection, bot_name: str) -> None:
+        self.connection = connection
         self.bot_name = bot_name
 
-    async def open_session(self, channel_id: str) -> ChatSessionModel | None:
-        """The session of ``channel_id`` that is open in the database, if any."""
-        result = await self.db_session.scalars(
-            select(_S).where(
-                _S.bot_name == self.bot_name, _S.channel_id == channel_id, _S.is_active.is_(True)
-            )
-        )
-        return result.first()
+    def extend_open(self, channel_id: str, at: datetime, *, gap: int, max_span: int) -> str | None:
+        """Count a message at ``at`` in the open session if it fits it; that ``session_id``."""
+        session_id: str | None = self.connection.execute(
+            _EXTEND_OPEN,
+            {
+                "bot": self.bot_name,
+                "channel": channel_id,
+                "at": at,
+                "not_before_start": at - timedelta(seconds=max_span),
+                "not_before_last": at - timedelta(seconds=gap),
+            },
+        ).scalar()
+        return session_id
 
-    async def ids_like(self, channel_id: str, base: str) -> set[str]:
-        """Session ids of the channel equal to ``base`` or suffixed ``base-N``."""
-        result = await self.db_session.scalars(
-            select(_S.session_id).where(
-                _S.bot_name == self.bot_name,
-                _S.channel_id == channel_id,
-                or_(_S.session_id == base, _S.session_id.startswith(f"{base}-", autoescape=True)),
-            )
-        )
-        return set(result.all())
+    def open_session(self, channel_id: str) -> tuple[int, ChatSession] | None:
+        """(row id, record) of the session of ``channel_id`` that is open in the database."""
+        row = self.connection.execute(
+            _OPEN_SESSION, {"bot": self.bot_name, "channel": channel_id}
+        ).first()
+        return None if row is None else (row[0], to_record(row[1:]))
 
-    async def start(self, channel_id: str, session_id: str, at: datetime) -> ChatSessionModel:
-        row = ChatSessionModel(
-            bot_name=self.bot_name,
-            channel_id=channel_id,
-            session_id=session_id,
-            started_at=at,
-            last_activity=at,
-            message_count=1,
-            is_active=True,
-        )
-        self.db_session.add(row)
-        await self.db_session.flush()
-        return row
-
-    async def close(self, row: ChatSessionModel) -> None:
-        row.is_active = False
-        await self.db_session.flush()
-
-    async def record_message(self, row: ChatSessionModel, at: datetime) -> None:
+    def count_message(self, row_id: int, at: datetime) -> None:
         """Count one more message; the counter is incremented in SQL, so no update is lost."""
-        await self.db_session.execute(
-            update(_S)
-            .where(_S.id == row.id)
-            .values(
-                message_count=_S.message_count + 1,
-                last_activity=case((_S.last_activity < at, at), else_=_S.last_activity),
-            )
-            .execution_options(synchronize_session=False)
-        )
-        await self.db_session.refresh(row, ["message_count", "last_activity"])
+        self.connection.execute(_COUNT_MESSAGE, {"row_id": row_id, "at": at})
 
-    async def list(self, channel_id: str) -> Sequence[ChatSessionModel]:
-        """The channel's sessions, newest first."""
-        result = await self.db_session.scalars(
-            select(_S)
-            .where(_S.bot_name == self.bot_name, _S.channel_id == channel_id)
-            .order_by(_S.started_at.desc(), _S.id.desc())
-        )
-        return result.all()
+    def close(self, row_id: int) -> None:
+        self.connection.execute(_CLOSE, {"row_id": row_id})
 
-    async def close_expired(self, now: datetime, *, gap: int, max_span: int) -> int:
-        """Close every open session of this bot past its gap or timeout at ``now``."""
-        result = await self.db_session.execute(
-            update(_S)
-            .where(
-                _S.bot_name == self.bot_name,
-                _S.is_active.is_(True),
+    def ids_like(self, channel_id: str, base: str) -> set[str]:
+        """Session ids of the channel equal to ``base`` or suffixed ``base-N``."""
+        result = self.connection.execute(
+            select(_T.c.session_id).where(
+                _T.c.bot_name == self.bot_name,
+                _T.c.channel_id == channel_id,
                 or_(
-                    _S.last_activity < now - timedelta(seconds=gap),
-                    _S.started_at < now - timedelta(seconds=max_span),
+                    _T.c.session_id == base, _T.c.session_id.startswith(f"{base}-", autoescape=True)
+                ),
+            )
+        )
+        return {row[0] for row in result}
+
+    def start(self, channel_id: str, session_id: str, at: datetime) -> None:
+        self.connection.execute(
+            _START, {"bot": self.bot_name, "channel": channel_id, "sid": session_id, "at": at}
+        )
+
+    def list(self, channel_id: str) -> list[ChatSession]:
+        """The channel's sessions, newest first."""
+        result = self.connection.execute(_LIST, {"bot": self.bot_name, "channel": channel_id})
+        return [to_record(row) for row in result]
+
+    def close_expired(self, now: datetime, *, gap: int, max_span: int) -> int:
+        """Close every open session of this bot past its gap or timeout at ``now``."""
+        result = self.connection.execute(
+            update(_T)
+            .where(
+                _T.c.bot_name == self.bot_name,
+                _OPEN,
+                or_(
+                    _T.c.last_activity < now - timedelta(seconds=gap),
+                    _T.c.started_at < now - timedelta(seconds=max_span),
                 ),
             )
             .values(is_active=False)
-            .execution_options(synchronize_session=False)
         )
         return int(getattr(result, "rowcount", 0) or 0)
-
-    async def count_open(self) -> int:
-        result = await self.db_session.scalar(
-            select(func.count()).where(and_(_S.bot_name == self.bot_name, _S.is_active.is_(True)))
-        )
-        return int(result or 0)
