@@ -38,6 +38,9 @@ logger = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 30_000
 READ_ONLY_OPTION = "convostore_read_only"
+# Units of work that read with one statement need no BEGIN on SQLite: in autocommit mode the
+# statement is its own transaction and sees one consistent snapshot.
+ONE_STATEMENT_READ_OPTION = "convostore_one_statement_read"
 _PRAGMAS_INSTALLED = "_convostore_pragmas"
 _T = TypeVar("_T")
 
@@ -62,7 +65,10 @@ def _on_sqlite_connect(foreign_keys: bool) -> Any:
 
 
 def _on_sqlite_begin(conn: Connection) -> None:
-    if conn.get_execution_options().get(READ_ONLY_OPTION):
+    options = conn.get_execution_options()
+    if options.get(ONE_STATEMENT_READ_OPTION):
+        return
+    if options.get(READ_ONLY_OPTION):
         conn.exec_driver_sql("BEGIN")
     else:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -128,13 +134,16 @@ class Transactions:
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
             self._sync = create_sync_engine(url.set(drivername="sqlite"))
             install_sqlite_transaction_handling(self._sync)
-            self._sync_reader = self._sync.execution_options(**{READ_ONLY_OPTION: True})
+            self._sync_reader = self._sync.execution_options(
+                **{READ_ONLY_OPTION: True, ONE_STATEMENT_READ_OPTION: True}
+            )
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="convostore-sqlite")
 
     async def write(self, work: Callable[[Connection], _T]) -> _T:
         return await self._run(work, read=False)
 
     async def read(self, work: Callable[[Connection], _T]) -> _T:
+        """Run ``work``, which must read with a single statement (on SQLite it gets no BEGIN)."""
         return await self._run(work, read=True)
 
     async def _run(self, work: Callable[[Connection], _T], *, read: bool) -> _T:
