@@ -127,6 +127,9 @@ class Transactions:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._async_reader = read_only(engine)
+        # One-statement reads need no BEGIN/COMMIT round trips on PostgreSQL: in autocommit mode
+        # the statement is its own transaction, with one snapshot.
+        self._autocommit_reads = engine.url.get_backend_name() == "postgresql"
         self._sync: Engine | None = None
         self._sync_reader: Engine | None = None
         self._thread: ThreadPoolExecutor | None = None
@@ -153,6 +156,10 @@ class Transactions:
             return await asyncio.get_running_loop().run_in_executor(
                 self._thread, _in_transaction, engine, work
             )
+        if read and self._autocommit_reads:
+            async with self._async_reader.connect() as connection:
+                await connection.execution_options(isolation_level="AUTOCOMMIT")
+                return await connection.run_sync(work)
         async with (self._async_reader if read else self.engine).begin() as connection:
             return await connection.run_sync(work)
 

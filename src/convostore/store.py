@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from convostore.channels import ChannelInfo
@@ -41,6 +41,16 @@ class _AlreadyStored(Exception):
 
 class _Retry(Exception):
     """Raised inside a write to roll it back and run it again."""
+
+
+def _lost_connection(exc: StorageError) -> bool:
+    """Whether the unit of work failed because its pooled connection was dead.
+
+    SQLAlchemy then invalidates the pool, so running the work again uses a fresh connection. Every
+    unit of work of the store is safe to repeat: a message write is idempotent by message id.
+    """
+    cause = exc.__cause__
+    return isinstance(cause, DBAPIError) and bool(cause.connection_invalidated)
 
 
 def _decimal_id(value: int | str, what: str) -> str:
@@ -100,7 +110,10 @@ class BotStore:
             raise ConfigError(
                 f"{config.source or config.name}: storage.enabled is false for bot {config.name!r}"
             )
-        engine = create_engine(config.database_url)
+        # No pre-ping: on asyncpg it costs three round trips per checkout (BEGIN, ping, ROLLBACK),
+        # more than a history read itself. A connection the server dropped fails its unit of
+        # work instead, which is run once more on a fresh connection (see _lost_connection).
+        engine = create_engine(config.database_url, pool_pre_ping=False)
         store: BotStore | None = None
         try:
             with translate_errors(config.safe_database_url):
@@ -119,7 +132,8 @@ class BotStore:
                 with translate_errors(self._where):
                     return await self._transactions.write(work)
             except StorageError as exc:
-                if isinstance(exc.__cause__, IntegrityError) and attempt < _WRITE_ATTEMPTS:
+                retry = isinstance(exc.__cause__, IntegrityError) or _lost_connection(exc)
+                if retry and attempt < _WRITE_ATTEMPTS:
                     continue
                 raise
             except _Retry:
@@ -131,6 +145,12 @@ class BotStore:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _read(self, work: Callable[[Connection], _T]) -> _T:
+        try:
+            with translate_errors(self._where):
+                return await self._transactions.read(work)
+        except StorageError as exc:
+            if not _lost_connection(exc):
+                raise
         with translate_errors(self._where):
             return await self._transactions.read(work)
 
