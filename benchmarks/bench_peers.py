@@ -1,0 +1,319 @@
+"""Peers: the append and history workloads through other conversation stores, on SQLite.
+
+Contenders, each used as its documentation shows, each on its own SQLite file:
+- convostore ``BotStore`` (the baseline of the ratios: a peer's rate or speed / convostore's);
+- OpenAI Agents SDK ``SQLiteSession`` (package ``openai-agents``): one session per channel,
+  ``add_items([item])`` per message, ``get_items(limit=100)``;
+- LangChain ``SQLChatMessageHistory`` (package ``langchain-community``) on an aiosqlite engine:
+  one history per channel, ``aadd_message`` per message, ``aget_messages()`` (it has no limit, so
+  it reads the whole channel and the last 100 are kept).
+Both peers come with ``pip install -e ".[bench]"``; a peer that is not installed is skipped with a
+message. Append: ``--count`` messages over 50 channels into empty files. History: p50/p99 of reads
+of random channels in databases of ``--sizes`` rows (about 1,000 per channel), built once with
+bulk inserts and cached under benchmarks/results/cache/; each store first reads its sequence once
+untimed, so all read with a warm page cache.
+
+    .venv/bin/python benchmarks/bench_peers.py [--count 20000] [--sizes 10000,100000,1000000]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import sqlite3
+import tempfile
+import time
+import warnings
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import _common as common
+import _data as data
+import bench_append
+
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+HISTORY_WARMUP = 20
+
+
+def available() -> dict[str, str | None]:
+    """Each peer's import error, or None when it can run."""
+    status: dict[str, str | None] = {}
+    try:
+        from agents import SQLiteSession  # noqa: F401
+    except ImportError as exc:
+        status["openai SQLiteSession"] = f"not installed ({exc}); pip install -e '.[bench]'"
+    else:
+        status["openai SQLiteSession"] = None
+    try:
+        from langchain_community.chat_message_histories import SQLChatMessageHistory  # noqa: F401
+    except ImportError as exc:
+        status["langchain SQLChatMessageHistory"] = (
+            f"not installed ({exc}); pip install -e '.[bench]'"
+        )
+    else:
+        status["langchain SQLChatMessageHistory"] = None
+    return status
+
+
+# --- append -------------------------------------------------------------------------------------
+
+
+async def append_openai(path: Path, messages: list[dict[str, Any]]) -> common.Timer:
+    from agents import SQLiteSession
+
+    sessions = {c: SQLiteSession(f"channel-{c}", path) for c in {m["channel"] for m in messages}}
+    timer = common.Timer()
+    for m in messages:
+        start = time.perf_counter()
+        await sessions[m["channel"]].add_items([{"role": m["role"], "content": m["content"]}])
+        timer.latencies.append(time.perf_counter() - start)
+    timer.stop()
+    for session in sessions.values():
+        session.close()
+    return timer
+
+
+async def append_langchain(path: Path, messages: list[dict[str, Any]]) -> common.Timer:
+    from langchain_community.chat_message_histories import SQLChatMessageHistory
+    from langchain_core.messages import AIMessage, HumanMessage
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(f"sqlite+aiosqlite:///{path}")
+    histories = {
+        c: SQLChatMessageHistory(session_id=f"channel-{c}", connection=engine)
+        for c in {m["channel"] for m in messages}
+    }
+    timer = common.Timer()
+    for m in messages:
+        kind = HumanMessage if m["role"] == "user" else AIMessage
+        start = time.perf_counter()
+        await histories[m["channel"]].aadd_message(kind(m["content"]))
+        timer.latencies.append(time.perf_counter() - start)
+    timer.stop()
+    await engine.dispose()
+    return timer
+
+
+# --- history ------------------------------------------------------------------------------------
+
+
+def openai_file(rows: int) -> Path:
+    """A cached SQLiteSession database with the same row layout as convostore's history files."""
+    from agents import SQLiteSession
+
+    path = common.RESULTS / "cache" / f"openai_{rows}.db"
+    if path.exists():
+        return path
+    building = path.with_name(path.stem + ".building.db")
+    common.remove_sqlite(building)
+    SQLiteSession("schema", building).close()
+    n = data.channels(rows)
+    item = json.dumps({"role": "user", "content": data.CONTENT})
+    with sqlite3.connect(building, isolation_level=None) as conn:
+        conn.execute("PRAGMA synchronous = OFF")
+        conn.execute("BEGIN")
+        conn.executemany(
+            "INSERT INTO agent_sessions (session_id) VALUES (?)",
+            [(data.channel_id(c),) for c in range(n)],
+        )
+        for start in range(0, rows, data.CHUNK):
+            stop = min(rows, start + data.CHUNK)
+            conn.executemany(
+                "INSERT INTO agent_messages (session_id, message_data) VALUES (?, ?)",
+                ((data.channel_id(i % n), item) for i in range(start, stop)),
+            )
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    building.replace(path)
+    common.remove_sqlite(building)
+    return path
+
+
+def langchain_file(rows: int) -> Path:
+    """A cached SQLChatMessageHistory database (table message_store) with the same row layout."""
+    from langchain_community.chat_message_histories import SQLChatMessageHistory
+    from langchain_core.messages import HumanMessage, message_to_dict
+
+    path = common.RESULTS / "cache" / f"langchain_{rows}.db"
+    if path.exists():
+        return path
+    building = path.with_name(path.stem + ".building.db")
+    common.remove_sqlite(building)
+    SQLChatMessageHistory(session_id="schema", connection=f"sqlite:///{building}")
+    n = data.channels(rows)
+    message = json.dumps(message_to_dict(HumanMessage(data.CONTENT)))
+    with sqlite3.connect(building, isolation_level=None) as conn:
+        conn.execute("PRAGMA synchronous = OFF")
+        conn.execute("BEGIN")
+        for start in range(0, rows, data.CHUNK):
+            stop = min(rows, start + data.CHUNK)
+            conn.executemany(
+                "INSERT INTO message_store (session_id, message) VALUES (?, ?)",
+                ((data.channel_id(i % n), message) for i in range(start, stop)),
+            )
+        conn.execute("COMMIT")
+    building.replace(path)
+    common.remove_sqlite(building)
+    return path
+
+
+async def timed(calls: list[Callable[[], Awaitable[int]]]) -> list[float]:
+    latencies = []
+    for call in calls:
+        start = time.perf_counter()
+        got = await call()
+        latencies.append(time.perf_counter() - start)
+        assert got == 100, got
+    return latencies[HISTORY_WARMUP:]
+
+
+async def history_convostore(rows: int, channel_ids: list[str]) -> list[float]:
+    from convostore import BotStore, ChannelInfo
+
+    url = f"sqlite+aiosqlite:///{data.sqlite_file(rows)}"
+    async with BotStore.open(common.bot_config(url, data.BOT)) as store:
+
+        def call(cid: str) -> Callable[[], Awaitable[int]]:
+            channel = ChannelInfo.channel(channel_id=cid, name="c")
+
+            async def run() -> int:
+                return len(await store.history(channel, limit=100))
+
+            return run
+
+        return await timed([call(cid) for cid in channel_ids])
+
+
+async def history_openai(rows: int, channel_ids: list[str]) -> list[float]:
+    from agents import SQLiteSession
+
+    path = openai_file(rows)
+    sessions = {cid: SQLiteSession(cid, path) for cid in set(channel_ids)}
+
+    def call(cid: str) -> Callable[[], Awaitable[int]]:
+        async def run() -> int:
+            return len(await sessions[cid].get_items(limit=100))
+
+        return run
+
+    try:
+        return await timed([call(cid) for cid in channel_ids])
+    finally:
+        for session in sessions.values():
+            session.close()
+
+
+async def history_langchain(rows: int, channel_ids: list[str]) -> list[float]:
+    from langchain_community.chat_message_histories import SQLChatMessageHistory
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(f"sqlite+aiosqlite:///{langchain_file(rows)}")
+    histories = {
+        cid: SQLChatMessageHistory(session_id=cid, connection=engine) for cid in set(channel_ids)
+    }
+
+    def call(cid: str) -> Callable[[], Awaitable[int]]:
+        async def run() -> int:
+            return len((await histories[cid].aget_messages())[-100:])
+
+        return run
+
+    try:
+        return await timed([call(cid) for cid in channel_ids])
+    finally:
+        await engine.dispose()
+
+
+async def main() -> None:
+    p = common.parser(__doc__ or "")
+    p.add_argument("--count", type=int, default=20_000, help="messages appended per contender")
+    p.add_argument("--sizes", default="10000,100000,1000000", help="history database sizes")
+    p.add_argument("--queries", type=int, default=500, help="history reads per contender")
+    p.add_argument(
+        "--slow-queries",
+        type=int,
+        default=100,
+        help="history reads for LangChain above 100k rows (each read scans the whole table)",
+    )
+    args = p.parse_args()
+    status = available()
+    for name, problem in status.items():
+        if problem:
+            print(f"SKIPPED {name}: {problem}")
+    runnable = [name for name, problem in status.items() if problem is None]
+
+    messages = bench_append.workload(args.count, 50)
+    append_rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(dir=common.RESULTS) as tmp:
+        ours = await bench_append.run_convostore(
+            common.sqlite_database(Path(tmp) / "ours.db"), messages
+        )
+        timers = {"convostore": ours}
+        if "openai SQLiteSession" in runnable:
+            timers["openai SQLiteSession"] = await append_openai(Path(tmp) / "openai.db", messages)
+        if "langchain SQLChatMessageHistory" in runnable:
+            timers["langchain SQLChatMessageHistory"] = await append_langchain(
+                Path(tmp) / "langchain.db", messages
+            )
+    for name, timer in timers.items():
+        append_rows.append(
+            {
+                "contender": name,
+                "messages": len(timer.latencies),
+                "per_s": timer.rate,
+                **common.summary(timer.latencies),
+                "convostore_x": ours.rate / timer.rate,
+            }
+        )
+    headers = ["contender", "messages", "per_s", "p50_ms", "p99_ms", "convostore_x"]
+    print(f"\nappend on SQLite: {args.count:,} messages over 50 channels, one call each")
+    print("(convostore_x: convostore's rate / this contender's rate)")
+    print(common.table(headers, [[r[h] for h in headers] for r in append_rows]))
+
+    history_rows: list[dict[str, Any]] = []
+    readers = {
+        "convostore": history_convostore,
+        "openai SQLiteSession": history_openai,
+        "langchain SQLChatMessageHistory": history_langchain,
+    }
+    for rows in [int(s) for s in args.sizes.split(",")]:
+        rng = random.Random(rows)
+        base: float | None = None
+        for name, reader in readers.items():
+            if name != "convostore" and name not in runnable:
+                continue
+            slow = name.startswith("langchain") and rows > 100_000
+            queries = args.slow_queries if slow else args.queries
+            channel_ids = [
+                data.channel_id(rng.randrange(data.channels(rows)))
+                for _ in range(HISTORY_WARMUP + queries)
+            ]
+            await reader(rows, channel_ids)  # warm pass: each store reads its own file warm
+            latencies = await reader(rows, channel_ids)
+            s = common.summary(latencies)
+            base = base or s["p50_ms"]
+            history_rows.append(
+                {
+                    "rows": rows,
+                    "contender": name,
+                    "queries": queries,
+                    **s,
+                    "convostore_x": s["p50_ms"] / base,
+                }
+            )
+            print(f"  done: history {name}, {rows:,} rows", flush=True)
+    headers = ["rows", "contender", "queries", "p50_ms", "p99_ms", "convostore_x"]
+    print("\nhistory, newest 100 messages of a random channel, on SQLite")
+    print("(convostore_x: this contender's p50 / convostore's p50)")
+    print(common.table(headers, [[r[h] for h in headers] for r in history_rows]))
+    common.write_results(
+        "peers",
+        {"count": args.count, "skipped": status, "append": append_rows, "history": history_rows},
+    )
+
+
+if __name__ == "__main__":
+    common.RESULTS.mkdir(parents=True, exist_ok=True)
+    asyncio.run(main())

@@ -1,0 +1,53 @@
+"""Plot history(limit=100) p50 latency against database size, from the JSON results.
+
+Reads benchmarks/results/history.json (convostore and the raw drivers, SQLite and PostgreSQL) and,
+when present, benchmarks/results/peers.json (peer stores on SQLite); writes
+docs/history_latency.png. Needs matplotlib (``pip install -e ".[bench]"``).
+
+    .venv/bin/python benchmarks/plot.py
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+import _common as common
+
+
+def main() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    history = json.loads((common.RESULTS / "history.json").read_text())
+    for r in history["rows"]:
+        series[f"{r['contender']} ({r['backend']})"].append((r["rows"], r["p50_ms"]))
+    peers_path = common.RESULTS / "peers.json"
+    if peers_path.exists():
+        for r in json.loads(peers_path.read_text())["history"]:
+            if r["contender"] != "convostore":
+                series[f"{r['contender']} (sqlite)"].append((r["rows"], r["p50_ms"]))
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for label, points in sorted(series.items()):
+        points.sort()
+        style = "-" if label.startswith("convostore") else "--"
+        ax.plot([p[0] for p in points], [p[1] for p in points], style, marker="o", label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("messages in the database")
+    ax.set_ylabel("p50 latency of newest-100 read (ms)")
+    ax.set_title("history(limit=100) latency vs database size")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = common.ROOT / "docs" / "history_latency.png"
+    fig.savefig(out, dpi=110)
+    print(f"wrote {out.relative_to(common.ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
