@@ -126,6 +126,7 @@ async def main() -> None:
         default=1_000_000,
         help="largest size also run on PostgreSQL (filling it takes minutes per 10M rows)",
     )
+    p.add_argument("--results", default="history", help="name of the JSON file in results/")
     args = p.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     results: list[dict[str, Any]] = []
@@ -171,7 +172,7 @@ async def main() -> None:
     for where, plan in plans.items():
         print(f"  {where}: {plan}")
     common.write_results(
-        "history", {"queries": args.queries, "sizes": sizes, "rows": results, "plans": plans}
+        args.results, {"queries": args.queries, "sizes": sizes, "rows": results, "plans": plans}
     )
 
 

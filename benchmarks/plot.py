@@ -1,7 +1,8 @@
 """Plot history(limit=100) p50 latency against database size, from the JSON results.
 
-Reads benchmarks/results/history.json (convostore and the raw drivers, SQLite and PostgreSQL) and,
-when present, benchmarks/results/peers.json (peer stores on SQLite); writes
+Reads benchmarks/results/history.json (convostore and the raw drivers, SQLite and PostgreSQL), any
+history_*.json written with ``bench_history.py --results NAME`` (sizes it adds) and, when present,
+benchmarks/results/peers.json (peer stores on SQLite); writes
 docs/history_latency.png. Needs matplotlib (``pip install -e ".[bench]"``).
 
     .venv/bin/python benchmarks/plot.py
@@ -21,10 +22,19 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    points_by_label: dict[str, dict[int, float]] = defaultdict(dict)
+    # history.json first; extra runs (e.g. history_pg_10m.json from --results) add missing sizes.
+    paths = [common.RESULTS / "history.json"]
+    paths += sorted(p for p in common.RESULTS.glob("history_*.json") if p not in paths)
+    for path in paths:
+        if not path.exists():
+            continue
+        for r in json.loads(path.read_text())["rows"]:
+            label = f"{r['contender']} ({r['backend']})"
+            points_by_label[label].setdefault(r["rows"], r["p50_ms"])
     series: dict[str, list[tuple[int, float]]] = defaultdict(list)
-    history = json.loads((common.RESULTS / "history.json").read_text())
-    for r in history["rows"]:
-        series[f"{r['contender']} ({r['backend']})"].append((r["rows"], r["p50_ms"]))
+    for label, points in points_by_label.items():
+        series[label] = list(points.items())
     peers_path = common.RESULTS / "peers.json"
     if peers_path.exists():
         for r in json.loads(peers_path.read_text())["history"]:
