@@ -1,0 +1,210 @@
+"""Backup, verify and restore of SQLite databases, and pg_dump backups of PostgreSQL."""
+
+from __future__ import annotations
+
+import errno
+import shutil
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from convostore.errors import OperationError
+from convostore.ops import backup as backup_mod
+from convostore.ops.backup import backup_sqlite, restore_sqlite, verify_sqlite
+
+NOON = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def add_rows(path: Path, bot: str, count: int, start: int = 0) -> None:
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            "INSERT OR IGNORE INTO sessions (bot_name, channel_id, session_id, started_at,"
+            " last_activity, message_count, is_active) VALUES (?, 'c1', 's1',"
+            " '2026-11-24 10:00:00.000000', '2026-11-24 10:00:00.000000', 0, 1)",
+            (bot,),
+        )
+        conn.executemany(
+            "INSERT INTO conversations (bot_name, channel_id, channel_name, channel_type, user_id,"
+            " username, session_id, message_id, role, content, timestamp) VALUES"
+            " (?, 'c1', 'general', 'channel', 'u1', 'alice', 's1', ?, 'user', 'hi',"
+            " '2026-11-24 10:00:00.000000')",
+            [(bot, f"m{start + i}") for i in range(count)],
+        )
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def count(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute("SELECT count(*) FROM conversations").fetchone()[0])
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def database(sqlite_template: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "conversations.db"
+    shutil.copyfile(sqlite_template, path)
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.close()
+    add_rows(path, "sage", 10)
+    add_rows(path, "echo", 3)
+    return path
+
+
+def test_backup_verifies_and_records_a_manifest(database: Path, tmp_path: Path) -> None:
+    result = backup_sqlite(database, tmp_path / "backups", now=NOON)
+    assert result.path.name == "conversations_2026-11-24.db"
+    assert result.verification is not None
+    assert result.verification.messages_per_bot == {"sage": 10, "echo": 3}
+    assert result.verification.revision == "0001"
+    assert result.manifest.is_file()
+    assert '"verified": true' in result.manifest.read_text()
+    assert not list((tmp_path / "backups").glob("*.tmp"))
+
+
+def test_same_day_backup_gets_a_suffix_and_never_overwrites(database: Path, tmp_path: Path) -> None:
+    first = backup_sqlite(database, tmp_path / "b", now=NOON)
+    add_rows(database, "sage", 1, start=100)
+    second = backup_sqlite(database, tmp_path / "b", now=NOON)
+    third = backup_sqlite(database, tmp_path / "b", now=NOON)
+    assert first.path.name == "conversations_2026-11-24.db"
+    assert second.path.name == "conversations_2026-11-24_120000.db"
+    assert third.path.name == "conversations_2026-11-24_120000-2.db"
+    assert count(first.path) == 13 and count(second.path) == 14
+
+
+def test_rotation_keeps_the_newest(database: Path, tmp_path: Path) -> None:
+    made = []
+    for day in range(1, 6):
+        made.append(backup_sqlite(database, tmp_path / "b", keep=2, now=NOON.replace(day=day)).path)
+        time.sleep(0.01)
+    left = sorted(p.name for p in (tmp_path / "b").glob("conversations_*.db"))
+    assert left == [made[3].name, made[4].name]
+    assert len(list((tmp_path / "b").glob("*.manifest.json"))) == 2
+
+
+def test_full_disk_leaves_no_partial_file(
+    database: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(source: Path, target: Path) -> None:
+        target.write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(backup_mod, "_copy_sqlite", full)
+    with pytest.raises(OperationError, match="no space left"):
+        backup_sqlite(database, tmp_path / "b", now=NOON)
+    assert list((tmp_path / "b").iterdir()) == []
+
+
+def test_unwritable_directory_is_a_clear_error(
+    database: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the tests may run as root, which ignores mode bits: simulate the refusal at the copy step
+    def denied(source: Path, target: Path) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(backup_mod, "_copy_sqlite", denied)
+    with pytest.raises(OperationError, match="not writable"):
+        backup_sqlite(database, tmp_path / "b", now=NOON)
+    assert list((tmp_path / "b").iterdir()) == []
+
+
+def test_backup_directory_that_is_a_file_is_a_clear_error(database: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the directory should be")
+    with pytest.raises(OperationError, match="blocker"):
+        backup_sqlite(database, blocker / "backups", now=NOON)
+
+
+WRITER = textwrap.dedent(
+    """
+    import sqlite3, sys, time
+    conn = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
+    i = 0
+    deadline = time.monotonic() + float(sys.argv[2])
+    while time.monotonic() < deadline:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(
+            "INSERT INTO conversations (bot_name, channel_id, channel_name, channel_type, user_id,"
+            " username, session_id, message_id, role, content, timestamp) VALUES"
+            " ('sage', 'c1', 'general', 'channel', 'u1', 'alice', 's1', ?, 'user', 'hi',"
+            " '2026-11-24 10:00:00.000000')",
+            [(f"w{i}-{k}",) for k in range(50)],
+        )
+        conn.execute("COMMIT")
+        i += 1
+    print(i)
+    """
+)
+
+
+def test_backup_while_another_process_writes_is_consistent(database: Path, tmp_path: Path) -> None:
+    add_rows(database, "sage", 20000, start=1000)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(database), "3"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        time.sleep(0.3)
+        results = [backup_sqlite(database, tmp_path / "b", keep=10, now=NOON) for _ in range(3)]
+    finally:
+        out, _ = writer.communicate(timeout=30)
+    assert writer.returncode == 0 and int(out) > 0
+    for result in results:
+        assert result.verification is not None and result.verification.ok
+        n = count(result.path)
+        # whole writer transactions only: 50 rows each on top of the 20,013 rows before
+        assert n >= 20013 and (n - 20013) % 50 == 0
+
+
+def test_restore_round_trip_keeps_a_safety_copy(database: Path, tmp_path: Path) -> None:
+    taken = backup_sqlite(database, tmp_path / "b", now=NOON)
+    add_rows(database, "sage", 5, start=500)
+    assert count(database) == 18
+    safety = restore_sqlite(taken.path, database, now=NOON)
+    assert count(database) == 13
+    assert safety is not None and count(safety) == 18
+    assert verify_sqlite(database).messages_per_bot == {"sage": 10, "echo": 3}
+
+
+def test_restore_refuses_a_corrupted_file(database: Path, tmp_path: Path) -> None:
+    taken = backup_sqlite(database, tmp_path / "b", now=NOON)
+    data = bytearray(taken.path.read_bytes())
+    data[4096 : 4096 * 3] = b"\xff" * (4096 * 2)
+    taken.path.write_bytes(bytes(data))
+    add_rows(database, "sage", 1, start=900)
+    with pytest.raises(OperationError, match="refusing to restore"):
+        restore_sqlite(taken.path, database, now=NOON)
+    assert count(database) == 14
+
+
+def test_restore_refuses_garbage(database: Path, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(OperationError, match="refusing to restore"):
+        restore_sqlite(junk, database, now=NOON)
+    assert count(database) == 13
+
+
+def test_restore_refuses_while_the_database_is_in_use(database: Path, tmp_path: Path) -> None:
+    taken = backup_sqlite(database, tmp_path / "b", now=NOON)
+    holder = sqlite3.connect(database, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(OperationError, match="in use"):
+            restore_sqlite(taken.path, database, now=NOON)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert count(database) == 13
