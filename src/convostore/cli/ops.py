@@ -1,0 +1,117 @@
+"""Operator commands: backup, verify, restore. Each calls one function of ``convostore.ops``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from convostore.config import BotConfig, load_configs
+from convostore.errors import OperationError
+from convostore.ops.backup import Verification, backup_bot, restore_sqlite, verify_sqlite
+
+
+def _configs(args: argparse.Namespace) -> list[BotConfig]:
+    configs = load_configs(args.config_dir)
+    if args.bot is not None:
+        if args.bot not in configs:
+            raise OperationError(f"no bot named {args.bot!r} in the configuration")
+        return [configs[args.bot]]
+    if not configs:
+        raise OperationError("no bot configuration found")
+    return list(configs.values())
+
+
+def _by_database(configs: list[BotConfig]) -> dict[str, BotConfig]:
+    """One config per distinct database: bots sharing a file are backed up once."""
+    seen: dict[str, BotConfig] = {}
+    for config in configs:
+        if config.storage.enabled:
+            seen.setdefault(config.database_url, config)
+    return seen
+
+
+def _print_verification(console: Console, result: Verification) -> None:
+    table = Table(title=str(result.path), show_edge=False)
+    table.add_column("bot")
+    table.add_column("messages", justify="right")
+    table.add_column("sessions", justify="right")
+    for bot in sorted(set(result.messages_per_bot) | set(result.sessions_per_bot)):
+        table.add_row(
+            bot, str(result.messages_per_bot.get(bot, 0)), str(result.sessions_per_bot.get(bot, 0))
+        )
+    console.print(table)
+    console.print(f"integrity: {result.integrity}   schema revision: {result.revision}")
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    console = Console()
+    for config in _by_database(_configs(args)).values():
+        with console.status(f"backing up {config.safe_database_url} ..."):
+            result = backup_bot(config)
+        console.print(f"[green]backup written[/]: {result.path}")
+        if result.verification is not None:
+            _print_verification(console, result.verification)
+        for old in result.removed:
+            console.print(f"rotated out: {old}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    console = Console()
+    if args.file is not None:
+        paths = [args.file]
+    else:
+        paths = []
+        for config in _by_database(_configs(args)).values():
+            if config.sqlite_path is None:
+                console.print(f"{config.safe_database_url}: PostgreSQL is checked by `doctor`")
+            else:
+                paths.append(config.sqlite_path)
+    failed = False
+    for path in paths:
+        with console.status(f"verifying {path} ..."):
+            result = verify_sqlite(path)
+        _print_verification(console, result)
+        for problem in result.problems:
+            console.print(f"[red]problem[/]: {problem}")
+            failed = True
+    if failed:
+        raise OperationError("verification failed")
+    console.print("[green]verified[/]")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    console = Console()
+    targets = [c for c in _by_database(_configs(args)).values() if c.sqlite_path is not None]
+    paths = sorted({str(c.sqlite_path) for c in targets})
+    if len(paths) != 1:
+        raise OperationError(
+            "restore needs exactly one SQLite database; choose it with --bot"
+            if paths
+            else "no SQLite database configured (restore a PostgreSQL dump with pg_restore)"
+        )
+    database = Path(paths[0])
+    console.print("Stop every bot that uses this database before restoring.")
+    safety = restore_sqlite(args.file, database)
+    if safety is not None:
+        console.print(f"safety copy of the previous database: {safety}")
+    console.print(f"[green]restored[/] {database} from {args.file}")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    backup = subparsers.add_parser("backup", help="verified backup of each bot's database")
+    backup.set_defaults(handler=cmd_backup)
+    verify = subparsers.add_parser("verify", help="check a backup file or the live databases")
+    verify.add_argument("file", nargs="?", type=Path, default=None, help="backup file")
+    verify.set_defaults(handler=cmd_verify)
+    restore = subparsers.add_parser(
+        "restore", help="replace a SQLite database with a verified backup (stop the bots first)"
+    )
+    restore.add_argument("file", type=Path, help="backup file to restore")
+    restore.set_defaults(handler=cmd_restore)
