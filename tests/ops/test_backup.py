@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from convostore import BotStore, ChannelInfo
 from convostore.errors import OperationError
 from convostore.ops import backup as backup_mod
-from convostore.ops.backup import backup_sqlite, restore_sqlite, verify_sqlite
+from convostore.ops.backup import backup_bot, backup_sqlite, restore_sqlite, verify_sqlite
+from tests.conftest import ConfigFactory
 
 NOON = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -208,3 +210,36 @@ def test_restore_refuses_while_the_database_is_in_use(database: Path, tmp_path: 
         holder.execute("ROLLBACK")
         holder.close()
     assert count(database) == 13
+
+
+async def test_backup_bot_on_each_backend(
+    backend: str, make_config: ConfigFactory, tmp_path: Path, store: BotStore
+) -> None:
+    await store.add_message(
+        ChannelInfo(id="c1", name="general", type="channel"),
+        user_id=1,
+        username="alice",
+        role="user",
+        content="hi",
+    )
+    config = make_config(backups={"dir": str(tmp_path / "backups"), "keep": 2})
+    result = backup_bot(config, now=NOON)
+    assert result.path.is_file() and result.path.stat().st_size > 0
+    assert result.manifest.is_file()
+    if backend == "sqlite":
+        assert result.path.suffix == ".db"
+        assert result.verification is not None
+        assert result.verification.messages_per_bot == {"sage": 1}
+    else:
+        assert result.path.name == "conversations_2026-11-24.dump"
+        assert result.path.read_bytes()[:5] == b"PGDMP"
+
+
+def test_postgresql_backup_without_pg_dump_is_a_clear_error(
+    make_config: ConfigFactory, backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL only")
+    monkeypatch.setattr(backup_mod.shutil, "which", lambda name: None)
+    with pytest.raises(OperationError, match="pg_dump is not on PATH"):
+        backup_bot(make_config(backups={"dir": str(tmp_path / "b"), "keep": 2}), now=NOON)
