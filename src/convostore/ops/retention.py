@@ -1,0 +1,175 @@
+"""Retention: delete a bot's sessions (with their messages) whose last activity is too old.
+
+Deletion runs in batches, one short transaction each, so bots writing to the same SQLite file
+wait at most one batch for the write lock. Only the configured bot's rows are ever touched.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, delete, exists, or_, select, text, tuple_
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql import Select
+from sqlalchemy.sql.expression import Exists
+
+from convostore.config import BotConfig
+from convostore.db import Transactions, create_engine, translate_errors
+from convostore.errors import InvalidInput
+from convostore.models import ChatSessionModel, ConversationModel
+
+_S = cast(Table, ChatSessionModel.__table__)
+_C = cast(Table, ConversationModel.__table__)
+
+_UNITS = {"d": 86400, "h": 3600, "m": 60, "w": 7 * 86400}
+
+
+def parse_age(value: str) -> timedelta:
+    """``90d``, ``12h``, ``30m``, ``2w`` (or a bare number of days) as a duration."""
+    match = re.fullmatch(r"\s*(\d+)\s*([dhmw]?)\s*", value)
+    if not match or int(match.group(1)) <= 0:
+        raise InvalidInput(f"{value!r} is not an age such as 90d, 12h or 2w")
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2) or "d"])
+
+
+@dataclass(frozen=True)
+class DoomedSession:
+    channel_id: str
+    channel_type: str
+    session_id: str
+    last_activity: datetime
+    message_count: int
+
+
+@dataclass(frozen=True)
+class CleanupResult:
+    bot_name: str
+    cutoffs: dict[str, datetime | None]
+    sessions: int
+    messages: int
+    dry_run: bool
+    doomed: tuple[DoomedSession, ...] = ()
+
+
+def cutoffs_for(
+    config: BotConfig, older_than: timedelta | None, now: datetime
+) -> dict[str, datetime | None]:
+    """Cutoff per channel type: the flag for both, else YAML retention (per type, then fallback)."""
+    if older_than is not None:
+        return {"channel": now - older_than, "dm": now - older_than}
+    retention = config.storage.retention
+    days = {
+        "channel": retention.channels_max_age_days or retention.max_age_days,
+        "dm": retention.dms_max_age_days or retention.max_age_days,
+    }
+    return {kind: None if d is None else now - timedelta(days=d) for kind, d in days.items()}
+
+
+def _is_dm() -> Exists:
+    return exists().where(
+        _C.c.bot_name == _S.c.bot_name,
+        _C.c.channel_id == _S.c.channel_id,
+        _C.c.channel_type == "dm",
+    )
+
+
+def _doomed_query(bot: str, cutoffs: dict[str, datetime | None]) -> Select[Any]:
+    is_dm = _is_dm()
+    clauses = []
+    if cutoffs["channel"] is not None:
+        clauses.append(and_(~is_dm, _S.c.last_activity < cutoffs["channel"]))
+    if cutoffs["dm"] is not None:
+        clauses.append(and_(is_dm, _S.c.last_activity < cutoffs["dm"]))
+    return (
+        select(
+            _S.c.id,
+            _S.c.channel_id,
+            _S.c.session_id,
+            _S.c.last_activity,
+            _S.c.message_count,
+            is_dm.label("is_dm"),
+        )
+        .where(_S.c.bot_name == bot, or_(*clauses))
+        .order_by(_S.c.last_activity, _S.c.id)
+    )
+
+
+async def cleanup(
+    config: BotConfig,
+    *,
+    older_than: timedelta | None = None,
+    dry_run: bool = False,
+    now: datetime | None = None,
+    batch_size: int = 500,
+    progress: Callable[[int], None] | None = None,
+) -> CleanupResult:
+    """Delete (or with ``dry_run`` list) the bot's sessions older than the cutoffs."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    cutoffs = cutoffs_for(config, older_than, now)
+    bot = config.name
+    if cutoffs["channel"] is None and cutoffs["dm"] is None:
+        return CleanupResult(bot, cutoffs, 0, 0, dry_run)
+    engine = create_engine(config.database_url, null_pool=True)
+    transactions = Transactions(engine)
+    where = f"cleanup of {bot} on {config.safe_database_url}"
+    try:
+        with translate_errors(where):
+            if dry_run:
+                rows = await transactions.read(
+                    lambda c: c.execute(_doomed_query(bot, cutoffs)).all()
+                )
+                doomed = tuple(
+                    DoomedSession(
+                        r.channel_id,
+                        "dm" if r.is_dm else "channel",
+                        r.session_id,
+                        r.last_activity,
+                        r.message_count,
+                    )
+                    for r in rows
+                )
+                return CleanupResult(
+                    bot, cutoffs, len(doomed), sum(d.message_count for d in doomed), True, doomed
+                )
+
+            def batch(connection: Connection) -> tuple[int, int]:
+                query = _doomed_query(bot, cutoffs).limit(batch_size)
+                rows = connection.execute(query).all()
+                if not rows:
+                    return 0, 0
+                keys = [(r.channel_id, r.session_id) for r in rows]
+                messages = connection.execute(
+                    delete(_C).where(
+                        _C.c.bot_name == bot, tuple_(_C.c.channel_id, _C.c.session_id).in_(keys)
+                    )
+                ).rowcount
+                connection.execute(delete(_S).where(_S.c.id.in_([r.id for r in rows])))
+                return len(rows), int(messages or 0)
+
+            sessions = messages = 0
+            while True:
+                done, gone = await transactions.write(batch)
+                if not done:
+                    break
+                sessions += done
+                messages += gone
+                if progress is not None:
+                    progress(done)
+            if sessions and engine.url.get_backend_name() == "sqlite":
+                await transactions.write(lambda c: c.execute(text("PRAGMA incremental_vacuum")))
+            return CleanupResult(bot, cutoffs, sessions, messages, False)
+    finally:
+        await transactions.close()
+        await engine.dispose()
+
+
+async def close_sessions(config: BotConfig, now: datetime | None = None) -> int:
+    """Close the bot's open sessions past their gap or timeout; return how many."""
+    from convostore.store import BotStore
+
+    async with BotStore.open(config) as store:
+        return await store.close_expired_sessions(now)
