@@ -1,4 +1,4 @@
-"""The backup, verify and restore commands: help, success and failure output, no tracebacks."""
+"""The operations commands: help, success and failure output, no tracebacks."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def config_dir(sqlite_template: Path, tmp_path: Path) -> Path:
     return directory
 
 
-@pytest.mark.parametrize("command", ["backup", "verify", "restore"])
+@pytest.mark.parametrize("command", ["backup", "verify", "restore", "cleanup", "close-sessions"])
 def test_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
@@ -76,3 +76,32 @@ def test_failures_are_one_line(
 
     assert main(["backup", "--config-dir", str(config_dir), "--bot", "nobody"]) == 1
     assert "nobody" in capsys.readouterr().err
+
+
+def test_cleanup_dry_run_and_delete(
+    config_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = tmp_path / "conversations.db"
+    args = ["cleanup", "--older-than", "1h", "--config-dir", str(config_dir), "--bot", "sage"]
+    assert main([*args, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "would delete 1 sessions, 4 messages (dry run" in out and "s1" in out
+    assert count(database) == 4
+    assert main(args) == 0
+    assert "sage: deleted 1 sessions, 4 messages" in capsys.readouterr().out
+    assert count(database) == 0
+
+
+def test_cleanup_bad_age_is_one_line(config_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cleanup", "--older-than", "soon", "--config-dir", str(config_dir)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("convostore cleanup: error:") and "soon" in err
+    assert "Traceback" not in err
+
+
+def test_close_sessions(config_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["close-sessions", "--config-dir", str(config_dir), "--bot", "sage"]) == 0
+    assert "sage: closed 1 expired sessions" in capsys.readouterr().out
+    assert main(["close-sessions", "--config-dir", str(config_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "sage: closed 0" in out and "echo: closed 0" in out

@@ -1,17 +1,21 @@
-"""Operator commands: backup, verify, restore. Each calls one function of ``convostore.ops``."""
+"""Operator commands; each calls one function of ``convostore.ops`` and prints the result."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import functools
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from convostore.config import BotConfig, load_configs
 from convostore.errors import OperationError
 from convostore.ops.backup import Verification, backup_bot, restore_sqlite, verify_sqlite
+from convostore.ops.retention import cleanup, close_sessions, parse_age
 
 
 def _configs(args: argparse.Namespace) -> list[BotConfig]:
@@ -104,6 +108,60 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    console = Console()
+    older_than = parse_age(args.older_than) if args.older_than else None
+    for config in _configs(args):
+        if not config.storage.enabled:
+            continue
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task(f"{config.name}: deleting sessions", total=None)
+            result = asyncio.run(
+                cleanup(
+                    config,
+                    older_than=older_than,
+                    dry_run=args.dry_run,
+                    progress=functools.partial(progress.advance, task),
+                )
+            )
+        cutoffs = ", ".join(
+            f"{kind} before {at:%Y-%m-%d %H:%M} UTC" if at else f"{kind} kept"
+            for kind, at in result.cutoffs.items()
+        )
+        if args.dry_run:
+            table = Table(title=f"{config.name}: would delete ({cutoffs})", show_edge=False)
+            for column in ("type", "channel", "session", "last activity", "messages"):
+                table.add_column(column)
+            for d in result.doomed:
+                table.add_row(
+                    d.channel_type,
+                    d.channel_id,
+                    d.session_id,
+                    f"{d.last_activity:%Y-%m-%d %H:%M}",
+                    str(d.message_count),
+                )
+            console.print(table)
+            console.print(
+                f"{config.name}: would delete {result.sessions} sessions, "
+                f"{result.messages} messages (dry run, nothing deleted)"
+            )
+        else:
+            console.print(
+                f"{config.name}: deleted {result.sessions} sessions, "
+                f"{result.messages} messages ({cutoffs})"
+            )
+    return 0
+
+
+def cmd_close_sessions(args: argparse.Namespace) -> int:
+    console = Console()
+    for config in _configs(args):
+        if config.storage.enabled:
+            closed = asyncio.run(close_sessions(config))
+            console.print(f"{config.name}: closed {closed} expired sessions")
+    return 0
+
+
 def register(subparsers: Any) -> None:
     backup = subparsers.add_parser("backup", help="verified backup of each bot's database")
     backup.set_defaults(handler=cmd_backup)
@@ -115,3 +173,11 @@ def register(subparsers: Any) -> None:
     )
     restore.add_argument("file", type=Path, help="backup file to restore")
     restore.set_defaults(handler=cmd_restore)
+    clean = subparsers.add_parser(
+        "cleanup", help="delete sessions older than --older-than, or the YAML retention"
+    )
+    clean.add_argument("--older-than", default=None, metavar="AGE", help="e.g. 90d, 12h, 2w")
+    clean.add_argument("--dry-run", action="store_true", help="list what would go, delete nothing")
+    clean.set_defaults(handler=cmd_cleanup)
+    close = subparsers.add_parser("close-sessions", help="close sessions past their gap/timeout")
+    close.set_defaults(handler=cmd_close_sessions)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, delete, exists, or_, select, text, tuple_
+from sqlalchemy import Table, and_, delete, exists, func, or_, select, text, tuple_
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.expression import Exists
@@ -90,7 +90,15 @@ def _doomed_query(bot: str, cutoffs: dict[str, datetime | None]) -> Select[Any]:
             _S.c.channel_id,
             _S.c.session_id,
             _S.c.last_activity,
-            _S.c.message_count,
+            # the rows that would really go, not the session's counter
+            select(func.count())
+            .where(
+                _C.c.bot_name == _S.c.bot_name,
+                _C.c.channel_id == _S.c.channel_id,
+                _C.c.session_id == _S.c.session_id,
+            )
+            .scalar_subquery()
+            .label("message_count"),
             is_dm.label("is_dm"),
         )
         .where(_S.c.bot_name == bot, or_(*clauses))
