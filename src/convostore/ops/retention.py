@@ -77,13 +77,24 @@ def _is_dm() -> Exists:
     )
 
 
-def _doomed_query(bot: str, cutoffs: dict[str, datetime | None]) -> Select[Any]:
+def _doomed_query(
+    bot: str, cutoffs: dict[str, datetime | None], *, details: bool = True
+) -> Select[Any]:
     is_dm = _is_dm()
     clauses = []
-    if cutoffs["channel"] is not None:
+    if cutoffs["channel"] == cutoffs["dm"]:
+        # one cutoff for both types: no need for the DM test in the filter (it is costly)
+        clauses.append(_S.c.last_activity < cutoffs["dm"])
+    elif cutoffs["channel"] is not None:
         clauses.append(and_(~is_dm, _S.c.last_activity < cutoffs["channel"]))
-    if cutoffs["dm"] is not None:
+    if cutoffs["dm"] is not None and cutoffs["channel"] != cutoffs["dm"]:
         clauses.append(and_(is_dm, _S.c.last_activity < cutoffs["dm"]))
+    if not details:
+        return (
+            select(_S.c.id, _S.c.channel_id, _S.c.session_id)
+            .where(_S.c.bot_name == bot, or_(*clauses))
+            .order_by(_S.c.last_activity, _S.c.id)
+        )
     return (
         select(
             _S.c.id,
@@ -145,7 +156,7 @@ async def cleanup(
                 )
 
             def batch(connection: Connection) -> tuple[int, int]:
-                query = _doomed_query(bot, cutoffs).limit(batch_size)
+                query = _doomed_query(bot, cutoffs, details=False).limit(batch_size)
                 rows = connection.execute(query).all()
                 if not rows:
                     return 0, 0
