@@ -39,7 +39,8 @@ def _by_database(configs: list[BotConfig]) -> dict[str, BotConfig]:
 
 
 def _print_verification(console: Console, result: Verification) -> None:
-    table = Table(title=str(result.path), show_edge=False)
+    console.print(f"[bold]{result.path}[/]")
+    table = Table(show_edge=False)
     table.add_column("bot")
     table.add_column("messages", justify="right")
     table.add_column("sessions", justify="right")
@@ -129,7 +130,8 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
             for kind, at in result.cutoffs.items()
         )
         if args.dry_run:
-            table = Table(title=f"{config.name}: would delete ({cutoffs})", show_edge=False)
+            console.print(f"[bold]{config.name}[/]: would delete ({cutoffs})")
+            table = Table(show_edge=False)
             for column in ("type", "channel", "session", "last activity", "messages"):
                 table.add_column(column)
             for d in result.doomed:
