@@ -36,9 +36,9 @@ why each one exists:
 
 from __future__ import annotations
 
+import sys
 import unicodedata
 from dataclasses import dataclass
-from enum import Enum
 from typing import Literal
 
 from convostore.errors import InvalidInput
@@ -163,6 +163,17 @@ def _is_windows_reserved(component: str) -> bool:
     return stem.upper() in _WINDOWS_RESERVED
 
 
+def _channel_type_value(kind: object) -> int | None:
+    # Only a discord.ChannelType will do: a Message also has an int-valued ``type`` (MessageType).
+    # Looked up, not imported: whoever holds a discord.py object has imported discord already, and
+    # importing it here would cost start-up time (and a DeprecationWarning) to every other user.
+    channel_type = getattr(sys.modules.get("discord"), "ChannelType", None)
+    if channel_type is None or not isinstance(kind, channel_type):
+        return None
+    value = getattr(kind, "value", None)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def _user_name(user: object) -> str:
     name = getattr(user, "name", None)
     return name if isinstance(name, str) else ""
@@ -234,9 +245,8 @@ class ChannelInfo:
         has none of its own.
         """
         kind = getattr(channel, "type", None)
-        value = getattr(kind, "value", None)
-        # A Message also has an int-valued ``type`` (MessageType); only a ChannelType will do.
-        if not (isinstance(kind, Enum) and type(kind).__name__ == "ChannelType"):
+        value = _channel_type_value(kind)
+        if value is None:
             hint = " (pass message.channel)" if hasattr(channel, "channel") else ""
             raise InvalidInput(f"not a discord.py channel: {type(channel).__name__}{hint}")
         channel_id = getattr(channel, "id", None)
