@@ -87,6 +87,12 @@ LOOKALIKE_NAMES = [
 ]
 
 
+# Invisible in file managers, yet letters or marks to str.isalnum / unicodedata.category.
+INVISIBLE = {"\u115f", "\u1160", "\u3164", "\uffa0", "\u034f"} | {
+    chr(c) for c in range(0xFE00, 0xFE10)
+}
+
+
 def assert_safe_component(safe: str) -> None:
     assert safe
     assert safe not in {".", ".."}
@@ -94,6 +100,7 @@ def assert_safe_component(safe: str) -> None:
     assert "\\" not in safe
     assert not any(unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Cn"} for ch in safe)
     assert not any(ch.isspace() for ch in safe)
+    assert not INVISIBLE & set(safe)
     assert not any(ch in '<>:"|?*' for ch in safe)
     assert len(safe.encode("utf-8")) <= 255
     assert len(safe.encode("utf-8")) <= MAX_SAFE_NAME_BYTES
@@ -177,6 +184,8 @@ def test_empty_or_symbol_only_names_fall_back_to_the_type() -> None:
         (ChannelInfo.channel(9, BOLD_AND_FULL_WIDTH), "bold-full_9"),
         (ChannelInfo.channel(9, "हिन्दी चैट"), "हिन्दी-चैट_9"),
         (ChannelInfo.channel(9, "CON"), "CON_9"),
+        (ChannelInfo.channel(9, "\u3164 \u3164"), "channel_9"),  # a "blank" name of Hangul fillers
+        (ChannelInfo.channel(9, "ok\ufe0f\u034f"), "ok_9"),
         (ChannelInfo.channel(9, "con.txt"), "con-txt_9"),
         (ChannelInfo.channel(9, "🎉 party 🎉"), "party_9"),
     ],
