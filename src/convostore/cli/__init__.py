@@ -19,7 +19,10 @@ from convostore.errors import ConvostoreError
 
 COMMAND_MODULES = (
     "convostore.cli.legacy",
+    "convostore.cli.names",
     "convostore.cli.ops",
+    "convostore.cli.export",
+    "convostore.cli.doctor",
 )
 
 

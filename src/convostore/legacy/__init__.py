@@ -1,0 +1,1 @@
+"""Import of the legacy JSON conversation tree (see docs/migration.md)."""
