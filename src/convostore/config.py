@@ -86,9 +86,28 @@ class StorageConfig(_Section):
 
 
 class LegacyConfig(_Section):
+    """Where the legacy JSON tree is, how to read it, and how to reach Discord for its names.
+
+    ``token_env`` is the *name* of the environment variable that holds the bot's Discord token
+    (used by ``convostore resolve-names``); the token itself never goes into the YAML file.
+    """
+
     dir: str = "./data"
     timezone: str = "UTC"
     read_fallback: bool = False
+    token_env: str = "DISCORD_TOKEN"
+
+    @field_validator("token_env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        # A name, not a value: refusing anything else also keeps a pasted token out of the file's
+        # error messages (the value is never echoed).
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", value):
+            raise ValueError(
+                "must be the name of an environment variable (letters, digits and '_', not "
+                "starting with a digit), not the token itself"
+            )
+        return value
 
     @field_validator("timezone")
     @classmethod

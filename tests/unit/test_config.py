@@ -155,3 +155,26 @@ def test_config_is_frozen(tmp_path: Path) -> None:
     assert isinstance(config, BotConfig)
     with pytest.raises(Exception, match="frozen"):
         config.storage.max_history = 5  # type: ignore[misc]
+
+
+def test_legacy_token_env_names_a_variable_and_never_echoes_a_pasted_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert load_config(write(tmp_path, "")).legacy.token_env == "DISCORD_TOKEN"
+    custom = load_config(write(tmp_path, "legacy:\n  token_env: SAGE_TOKEN_2\n"))
+    assert custom.legacy.token_env == "SAGE_TOKEN_2"
+    pasted = "MTA5ODc2NTQzMjEwOTg3NjU0.GxYz12.abcdefghijklmnopqrstuvwxyz0123456789AB"
+    # "${SAGE_SECRET}" is expanded before validation: the token must not leak through it either.
+    monkeypatch.setenv("SAGE_SECRET", pasted)
+    for bad in (pasted, "", "2FAST", "MY-TOKEN", "$DISCORD_TOKEN", "A B", "${SAGE_SECRET}"):
+        path = write(tmp_path, f"legacy:\n  token_env: '{bad}'\n")
+        with pytest.raises(ConfigError) as info:
+            load_config(path)
+        message = str(info.value)
+        assert message.startswith(f"{path}: legacy.token_env: must be the name of")
+        assert "\n" not in message and pasted not in message
+    path = write(tmp_path, "legacy:\n  token_env: 42\n")
+    with pytest.raises(ConfigError, match=r"legacy\.token_env"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_config(write(tmp_path, "legacy:\n  token: abc\n"))
