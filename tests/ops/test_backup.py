@@ -18,6 +18,7 @@ from convostore import BotStore, ChannelInfo
 from convostore.errors import OperationError
 from convostore.ops import backup as backup_mod
 from convostore.ops.backup import backup_bot, backup_sqlite, restore_sqlite, verify_sqlite
+from convostore.schema import HEAD_REVISION
 from tests.conftest import ConfigFactory
 
 NOON = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -70,7 +71,7 @@ def test_backup_verifies_and_records_a_manifest(database: Path, tmp_path: Path) 
     assert result.path.name == "conversations_2026-11-24.db"
     assert result.verification is not None
     assert result.verification.messages_per_bot == {"sage": 10, "echo": 3}
-    assert result.verification.revision == "0001"
+    assert result.verification.revision == HEAD_REVISION
     assert result.manifest.is_file()
     assert '"verified": true' in result.manifest.read_text()
     assert not list((tmp_path / "backups").glob("*.tmp"))

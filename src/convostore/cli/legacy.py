@@ -1,0 +1,142 @@
+"""``convostore migrate-legacy``: import the legacy JSON tree, with progress and a full report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from convostore.config import load_configs
+from convostore.errors import OperationError
+from convostore.legacy.importer import SHARED, ImportReport
+from convostore.legacy.run import migrate_legacy
+
+_PROBLEMS_SHOWN = 200
+
+
+class _Bars:
+    """A rich progress bar per phase (files read, messages written)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, int] = {}
+
+    def start(self, phase: str, total: int) -> None:
+        self.tasks[phase] = int(self.progress.add_task(phase, total=total))
+
+    def advance(self, phase: str, amount: int = 1) -> None:
+        self.progress.advance(self.tasks[phase], amount)  # type: ignore[arg-type]
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "migrate-legacy",
+        help="import the legacy JSON conversation files",
+        description=(
+            "Import the legacy JSON tree (multi_bot_conversations/ and the older <bot>/ folders) "
+            "into each bot's database. Safe to run again: nothing is added twice. The source "
+            "files are only read."
+        ),
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="the legacy data directory (default: legacy.dir of the bot configs)",
+    )
+    parser.add_argument(
+        "--legacy-tz",
+        default=None,
+        help="IANA time zone of naive legacy timestamps (default: legacy.timezone)",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="read and count; write nothing")
+    parser.add_argument("--report", type=Path, default=None, help="write the full report as JSON")
+    parser.set_defaults(handler=cmd_migrate_legacy)
+
+
+def cmd_migrate_legacy(args: argparse.Namespace) -> int:
+    configs = load_configs(args.config_dir)
+    if args.bot is not None and args.bot not in configs:
+        raise OperationError(f"no bot named {args.bot!r} in the configuration")
+    if args.data_dir is not None and not args.data_dir.is_dir():
+        raise OperationError(f"--data-dir {args.data_dir}: not a directory")
+    if args.report is not None and not args.report.parent.is_dir():
+        raise OperationError(f"--report {args.report}: its directory does not exist")
+    console = Console(stderr=False)
+    with Progress(
+        TextColumn("{task.description:<17}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        report = migrate_legacy(
+            configs,
+            data_dirs=[args.data_dir] if args.data_dir else None,
+            legacy_tz=args.legacy_tz,
+            dry_run=args.dry_run,
+            only_bot=args.bot,
+            progress=_Bars(progress),
+        )
+    _print_report(console, report)
+    if args.report is not None:
+        try:
+            args.report.write_text(
+                json.dumps(report.as_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+            )
+        except OSError as exc:
+            raise OperationError(f"--report {args.report}: cannot write: {exc.strerror}") from None
+        console.print(f"report written to {args.report}")
+    return 0
+
+
+def _print_report(console: Console, report: ImportReport) -> None:
+    title = "dry run: nothing was written" if report.dry_run else "legacy import"
+    table = Table(title=title, show_edge=False)
+    table.add_column("bot")
+    table.add_column("database")
+    for heading in (
+        "files ok",
+        "unreadable",
+        "ignored",
+        "imported",
+        "duplicate",
+        "already there",
+        "unattributable",
+        "invalid",
+        "sessions",
+    ):
+        table.add_column(heading, justify="right")
+    for name, bot in sorted(report.bots.items(), key=lambda item: (item[0] == SHARED, item[0])):
+        records = bot.records
+        table.add_row(
+            name if bot.configured or name == SHARED else f"{name} (no config)",
+            bot.database or "-",
+            *(str(bot.files[k]) for k in ("imported", "unreadable", "ignored")),
+            *(
+                str(records[k])
+                for k in ("imported", "duplicate", "already_present", "unattributable", "invalid")
+            ),
+            str(bot.sessions),
+        )
+    console.print(table)
+    for note in report.notes:
+        console.print(f"note: {note}")
+    problems = report.problems
+    if problems:
+        console.print(f"[bold]unreadable files and records not imported ({len(problems)}):[/]")
+        for problem in problems[:_PROBLEMS_SHOWN]:
+            at = f" [record {problem.index}]" if problem.index is not None else ""
+            console.print(f"  {problem.path}{at}: {problem.kind}: {problem.detail}", markup=False)
+    if report.warnings:
+        console.print(f"[bold]warnings ({len(report.warnings)}):[/]")
+        for warning in report.warnings[:_PROBLEMS_SHOWN]:
+            at = f" [record {warning.index}]" if warning.index is not None else ""
+            console.print(f"  {warning.path}{at}: {warning.kind}: {warning.detail}", markup=False)
+    if len(problems) > _PROBLEMS_SHOWN or len(report.warnings) > _PROBLEMS_SHOWN:
+        console.print(f"(first {_PROBLEMS_SHOWN} of each shown; --report FILE.json lists all)")

@@ -1,0 +1,649 @@
+"""Importer of the legacy JSON tree: records -> rows, Core statements over a synchronous Connection.
+
+The import runs in two phases, so memory stays bounded whatever the size of the tree:
+
+1. **read**: every file is read once, its records routed to bots (import rules 1-3), converted to
+   UTC (rule 6), given a message id (rule 9) and staged in a private SQLite file, where
+   ``ON CONFLICT`` keeps the earliest copy of each ``(bot, message_id)`` (rule 7);
+2. **write**: per bot and channel, the staged rows come back in time order, are cut into sessions by
+   the bot's gap/timeout (rule 10) and written with ``INSERT ... ON CONFLICT DO NOTHING`` in large
+   batches. Every imported row is marked ``source = 'legacy'``.
+
+A channel is always written in one transaction, with its sessions complete, so an import that stops
+half-way is finished by running it again, which adds nothing twice (message ids are the Discord ids,
+or ids derived from the record's content, never random).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sqlite3
+import tempfile
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Table, inspect, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+
+from convostore.config import BotConfig
+from convostore.errors import ConfigError, LegacyImportError, SchemaError
+from convostore.legacy.reader import (
+    LegacyFile,
+    LegacyRecord,
+    ParsedFile,
+    Problem,
+    read_file,
+    scan,
+)
+from convostore.models import ChatSessionModel, ConversationModel
+from convostore.sessions import base_session_id, fits_session, unique_session_id
+
+logger = logging.getLogger(__name__)
+
+SOURCE = "legacy"
+SHARED = "(shared files)"
+UNATTRIBUTABLE = "unattributable"
+_BATCH = 5000
+_conversations: Table = ConversationModel.__table__  # type: ignore[assignment]
+_sessions: Table = ChatSessionModel.__table__  # type: ignore[assignment]
+
+
+def channel_placeholder(channel_id: str) -> str:
+    """The name an imported channel gets when no legacy file named it."""
+    return f"channel-{channel_id}"
+
+
+def user_placeholder(user_id: str) -> str:
+    """The username an imported user gets when no legacy file named them."""
+    return f"user-{user_id}"
+
+
+def synthetic_message_id(channel_id: str, user_id: str, role: str, content: str, at: str) -> str:
+    """A deterministic id for a record without a Discord id.
+
+    Equal records (same channel, user, role, content and instant) get the same id, so they collapse
+    into one row and a second import adds nothing. The value lies in [2**126, 2**127): never a
+    Discord snowflake (< 2**64) nor an id the store generates for live messages (>= 2**127).
+    """
+    digest = hashlib.sha256("\x1f".join((channel_id, user_id, role, content, at)).encode()).digest()
+    return str((int.from_bytes(digest[:16], "big") >> 2) | (1 << 126))
+
+
+def to_utc(value: datetime, zone: tzinfo) -> datetime:
+    """Aware values convert; naive ones are wall-clock time in ``zone`` (``fold=0`` at DST gaps)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        value = value.replace(tzinfo=zone)
+    return value.astimezone(UTC)
+
+
+class ImportProgress(Protocol):
+    """Progress of a long import, for a progress bar."""
+
+    def start(self, phase: str, total: int) -> None: ...
+
+    def advance(self, phase: str, amount: int = 1) -> None: ...
+
+
+@dataclass
+class BotReport:
+    """What happened to one bot's files and records."""
+
+    database: str
+    configured: bool
+    files: dict[str, int] = field(
+        default_factory=lambda: {"imported": 0, "unreadable": 0, "ignored": 0}
+    )
+    records: dict[str, int] = field(
+        default_factory=lambda: {
+            "imported": 0,
+            "duplicate": 0,
+            "already_present": 0,
+            "unattributable": 0,
+            "invalid": 0,
+        }
+    )
+    sessions: int = 0
+
+
+@dataclass
+class ImportReport:
+    """Every file and every record of an import, accounted for."""
+
+    data_dirs: list[str]
+    dry_run: bool
+    legacy_tz: str | None
+    bots: dict[str, BotReport] = field(default_factory=dict)
+    files: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def bot(self, name: str, database: str = "", configured: bool = False) -> BotReport:
+        if name not in self.bots:
+            self.bots[name] = BotReport(database, configured)
+        return self.bots[name]
+
+    @property
+    def totals(self) -> dict[str, int]:
+        sums: dict[str, int] = defaultdict(int)
+        for report in self.bots.values():
+            for key, value in report.records.items():
+                sums[key] += value
+        for status in ("imported", "unreadable", "ignored"):
+            sums[f"files_{status}"] = sum(1 for f in self.files if f["status"] == status)
+        return dict(sums)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "data_dirs": self.data_dirs,
+            "dry_run": self.dry_run,
+            "legacy_tz": self.legacy_tz,
+            "totals": self.totals,
+            "bots": {
+                name: {
+                    "database": r.database,
+                    "configured": r.configured,
+                    "files": r.files,
+                    "records": r.records,
+                    "sessions": r.sessions,
+                }
+                for name, r in sorted(self.bots.items())
+            },
+            "files": self.files,
+            "unreadable_and_invalid": [p.as_dict() for p in self.problems],
+            "warnings": [w.as_dict() for w in self.warnings],
+            "notes": self.notes,
+        }
+
+
+def default_config(bot: str) -> BotConfig:
+    """The configuration of a bot that has no YAML file: library defaults."""
+    return BotConfig(name=bot)
+
+
+_STAGE_SCHEMA = """
+CREATE TABLE stage (
+    bot TEXT NOT NULL, message_id TEXT NOT NULL, channel_id TEXT NOT NULL, user_id TEXT NOT NULL,
+    role TEXT NOT NULL, content TEXT NOT NULL, ts TEXT NOT NULL, metadata TEXT,
+    seq INTEGER NOT NULL,
+    UNIQUE (bot, message_id)
+);
+CREATE TABLE channel_names (channel_id TEXT PRIMARY KEY, name TEXT NOT NULL);
+CREATE TABLE usernames (user_id TEXT PRIMARY KEY, name TEXT NOT NULL);
+"""
+_STAGE_ROW = """
+INSERT INTO stage VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (bot, message_id) DO UPDATE SET
+    channel_id = excluded.channel_id, user_id = excluded.user_id, role = excluded.role,
+    content = excluded.content, ts = excluded.ts, metadata = excluded.metadata, seq = excluded.seq
+WHERE excluded.ts < stage.ts
+"""
+_TS = "%Y-%m-%dT%H:%M:%S.%f"
+
+
+class LegacyImport:
+    """One import of a legacy tree: :meth:`read` it once, then :meth:`write` each database's bots.
+
+    ``configs`` are the configured bots; a bot without a config gets :func:`default_config`.
+    ``accept(bot)`` says which bots this import handles (the others are left to another run).
+    ``legacy_tz`` overrides every bot's ``legacy.timezone``.
+    """
+
+    def __init__(
+        self,
+        data_dirs: Sequence[Path],
+        configs: Mapping[str, BotConfig],
+        *,
+        legacy_tz: str | None = None,
+        accept: Callable[[str], bool] | None = None,
+        dry_run: bool = False,
+        progress: ImportProgress | None = None,
+    ) -> None:
+        if legacy_tz is not None:
+            try:
+                ZoneInfo(legacy_tz)
+            except (ValueError, KeyError):
+                raise ConfigError(f"--legacy-tz: unknown time zone {legacy_tz!r}") from None
+        self.data_dirs = [Path(d) for d in data_dirs]
+        self.configs = dict(configs)
+        self.legacy_tz = legacy_tz
+        self.accept = accept or (lambda _bot: True)
+        self.dry_run = dry_run
+        self.progress = progress
+        self.report = ImportReport([str(d) for d in self.data_dirs], dry_run, legacy_tz)
+        self._zones: dict[str, tzinfo] = {}
+        self._config_cache: dict[str, BotConfig | None] = {}
+        self._attempts: dict[str, int] = defaultdict(int)
+        self._seq = 0
+        self._tmp = tempfile.TemporaryDirectory(prefix="convostore-import-")
+        self._stage = sqlite3.connect(Path(self._tmp.name) / "stage.db", isolation_level=None)
+        self._stage.executescript(
+            "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA temp_store=FILE;"
+            + _STAGE_SCHEMA
+        )
+        self._read = False
+
+    def __enter__(self) -> LegacyImport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._stage.close()
+        self._tmp.cleanup()
+
+    # -- routing -------------------------------------------------------------------------------
+
+    def config_for(self, bot: str) -> BotConfig | None:
+        """The bot's config, the defaults for an unconfigured bot, or None for an invalid name."""
+        if bot not in self._config_cache:
+            config = self.configs.get(bot)
+            if config is None:
+                try:
+                    config = default_config(bot)
+                except ValueError:
+                    config = None
+            self._config_cache[bot] = config
+        return self._config_cache[bot]
+
+    def _zone(self, bot: str, config: BotConfig) -> tzinfo:
+        zone = self._zones.get(bot)
+        if zone is None:
+            zone = self._zones[bot] = ZoneInfo(self.legacy_tz or config.legacy.timezone)
+        return zone
+
+    # -- phase 1 -------------------------------------------------------------------------------
+
+    def read(self) -> None:
+        """Read and stage every file of every data directory."""
+        files: list[LegacyFile] = []
+        for folder in self.data_dirs:
+            if not folder.is_dir():
+                self.report.notes.append(f"{folder}: no legacy data directory, nothing to import")
+                logger.info("%s: no legacy data directory, nothing to import", folder)
+                continue
+            files.extend(scan(folder))
+        if self.progress:
+            self.progress.start("reading files", len(files))
+        for file in files:
+            self._read_one(read_file(file))
+            if self.progress:
+                self.progress.advance("reading files")
+        self._stage.execute("CREATE INDEX stage_order ON stage (bot, channel_id, ts, seq)")
+        for bot, rows in self._stage.execute("SELECT bot, count(*) FROM stage GROUP BY bot"):
+            self.report.bot(bot).records["duplicate"] += self._attempts[bot] - rows
+        for bot in self._attempts:
+            if not self._stage.execute("SELECT 1 FROM stage WHERE bot = ?", (bot,)).fetchone():
+                self.report.bot(bot).records["duplicate"] += self._attempts[bot]
+        self._read = True
+
+    def _file_owner(self, file: LegacyFile) -> str:
+        return file.bot if file.bot is not None else SHARED
+
+    def _read_one(self, parsed: ParsedFile) -> None:
+        file = parsed.file
+        owner = self._file_owner(file)
+        entry: dict[str, Any] = {"path": file.rel, "bot": None if owner == SHARED else owner}
+        if file.ignored:
+            entry["status"] = "ignored"
+            self.report.files.append(entry)
+            self._owner_report(owner).files["ignored"] += 1
+            return
+        if parsed.unreadable is not None:
+            entry.update(
+                status="unreadable", reason=parsed.unreadable.kind, detail=parsed.unreadable.detail
+            )
+            self.report.files.append(entry)
+            self.report.problems.append(parsed.unreadable)
+            self._owner_report(owner).files["unreadable"] += 1
+            return
+        self.report.warnings.extend(parsed.warnings)
+        self.report.problems.extend(parsed.invalid)
+        self._owner_report(owner).records["invalid"] += len(parsed.invalid)
+        rows: list[tuple[Any, ...]] = []
+        channel_names: dict[str, str] = {}
+        usernames: dict[str, str] = {}
+        targets_seen: set[str] = set()
+        for conversation in parsed.conversations:
+            # Rule 2: in a shared file, the bots of a conversation are its participants plus every
+            # bot that answered in it.
+            shared_bots = list(
+                dict.fromkeys(
+                    [
+                        *conversation.participants,
+                        *(
+                            r.bot_name
+                            for r in conversation.records
+                            if r.role == "assistant" and r.bot_name
+                        ),
+                    ]
+                )
+            )
+            for record in conversation.records:
+                targets = self._targets(file, shared_bots, record)
+                if not targets:
+                    self.report.problems.append(
+                        Problem(
+                            conversation.where,
+                            UNATTRIBUTABLE,
+                            "no bot to give it to (no participants, no bot_name)",
+                            record.index,
+                        )
+                    )
+                    self._owner_report(owner).records["unattributable"] += 1
+                    continue
+                if record.channel_name:
+                    channel_names.setdefault(conversation.channel_id, record.channel_name)
+                if record.username and record.role == "user":
+                    usernames.setdefault(conversation.user_id, record.username)
+                for bot in targets:
+                    row = self._stage_row(
+                        bot, conversation.channel_id, conversation.user_id, record
+                    )
+                    if row is not None:
+                        rows.append(row)
+                        targets_seen.add(bot)
+        self._stage.execute("BEGIN")
+        self._stage.executemany(_STAGE_ROW, rows)
+        self._stage.executemany(
+            "INSERT OR IGNORE INTO channel_names VALUES (?, ?)", channel_names.items()
+        )
+        self._stage.executemany("INSERT OR IGNORE INTO usernames VALUES (?, ?)", usernames.items())
+        self._stage.execute("COMMIT")
+        entry.update(status="imported", records=parsed.record_count, bots=sorted(targets_seen))
+        self.report.files.append(entry)
+        if owner == SHARED:
+            for bot in targets_seen:
+                self.report.bot(bot).files["imported"] += 1
+            self._owner_report(SHARED).files["imported"] += 1
+        else:
+            self._owner_report(owner).files["imported"] += 1
+
+    def _owner_report(self, owner: str) -> BotReport:
+        if owner == SHARED or owner in self.report.bots:
+            return self.report.bot(owner)
+        config = self.config_for(owner)
+        return self.report.bot(
+            owner, config.safe_database_url if config else "", owner in self.configs
+        )
+
+    @staticmethod
+    def _targets(file: LegacyFile, shared_bots: list[str], record: LegacyRecord) -> list[str]:
+        if file.bot is not None:
+            return [file.bot]
+        if record.role == "assistant":
+            return [record.bot_name] if record.bot_name else []
+        return shared_bots
+
+    def _stage_row(
+        self, bot: str, channel_id: str, user_id: str, record: LegacyRecord
+    ) -> tuple[Any, ...] | None:
+        if not self.accept(bot):
+            return None
+        config = self.config_for(bot)
+        if config is None:
+            self.report.problems.append(
+                Problem(
+                    bot,
+                    UNATTRIBUTABLE,
+                    f"bot name {bot[:64]!r} is not a valid bot name",
+                    record.index,
+                )
+            )
+            self.report.bot(SHARED).records["unattributable"] += 1
+            return None
+        if bot not in self.report.bots:
+            self.report.bot(bot, config.safe_database_url, bot in self.configs)
+        at = to_utc(record.timestamp, self._zone(bot, config)).strftime(_TS)
+        message_id = record.message_id or synthetic_message_id(
+            channel_id, user_id, record.role, record.content, at
+        )
+        self._attempts[bot] += 1
+        self._seq += 1
+        metadata = (
+            json.dumps(record.metadata, ensure_ascii=False) if record.metadata is not None else None
+        )
+        return (
+            bot,
+            message_id,
+            channel_id,
+            user_id,
+            record.role,
+            record.content,
+            at,
+            metadata,
+            self._seq,
+        )
+
+    # -- phase 2 -------------------------------------------------------------------------------
+
+    def staged_bots(self) -> list[str]:
+        return [
+            row[0] for row in self._stage.execute("SELECT DISTINCT bot FROM stage ORDER BY bot")
+        ]
+
+    def write(
+        self, connection: Connection, bots: Iterable[str], *, commit_every: int | None = None
+    ) -> None:
+        """Write the staged rows of ``bots`` through ``connection`` (nothing when a dry run).
+
+        With ``commit_every`` the connection is committed after each channel once that many rows
+        are pending (the CLI); without, the caller owns the one transaction (Alembic).
+        """
+        if not self._read:
+            raise LegacyImportError("the legacy tree must be read before it is written")
+        bots = list(bots)
+        total = (
+            self._stage.execute(
+                f"SELECT count(*) FROM stage WHERE bot IN ({','.join('?' * len(bots))})", bots
+            ).fetchone()[0]
+            if bots
+            else 0
+        )
+        if self.progress:
+            self.progress.start("writing messages", total)
+        writer = _Writer(connection, self, commit_every)
+        for bot in bots:
+            config = self.config_for(bot)
+            assert config is not None
+            writer.write_bot(bot, config)
+        writer.finish()
+
+
+class _Writer:
+    """Cuts one database's staged rows into sessions and writes them in batches."""
+
+    def __init__(self, connection: Connection, job: LegacyImport, commit_every: int | None) -> None:
+        self.connection = connection
+        self.job = job
+        self.commit_every = commit_every
+        self.pending = 0
+        self.messages: list[dict[str, Any]] = []
+        self.sessions: list[dict[str, Any]] = []
+        insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
+        self.insert_messages = insert(_conversations).on_conflict_do_nothing()
+        self.insert_sessions = insert(_sessions).on_conflict_do_nothing()
+
+    def write_bot(self, bot: str, config: BotConfig) -> None:
+        report = self.job.report.bot(bot)
+        gap, timeout = config.storage.session_gap, config.storage.session_timeout
+        has_rows = (
+            self.connection.execute(
+                select(_conversations.c.id).where(_conversations.c.bot_name == bot).limit(1)
+            ).first()
+            is not None
+        )
+        has_sessions = (
+            has_rows
+            or self.connection.execute(
+                select(_sessions.c.id).where(_sessions.c.bot_name == bot).limit(1)
+            ).first()
+            is not None
+        )
+        names = _Names(self.job._stage)
+        rows = self.job._stage.execute(
+            "SELECT channel_id, user_id, message_id, role, content, ts, metadata FROM stage "
+            "WHERE bot = ? ORDER BY channel_id, ts, seq",
+            (bot,),
+        )
+        for channel_id, group in _by_channel(rows):
+            present: set[str] = set()
+            taken: set[str] = set()
+            if has_rows:
+                present = set(
+                    self.connection.execute(
+                        select(_conversations.c.message_id).where(
+                            _conversations.c.bot_name == bot,
+                            _conversations.c.channel_id == channel_id,
+                        )
+                    ).scalars()
+                )
+            if has_sessions:
+                taken = set(
+                    self.connection.execute(
+                        select(_sessions.c.session_id).where(
+                            _sessions.c.bot_name == bot, _sessions.c.channel_id == channel_id
+                        )
+                    ).scalars()
+                )
+            channel_name = names.channel(channel_id)
+            current: dict[str, Any] | None = None
+            open_messages: list[dict[str, Any]] = []
+            for user_id, message_id, role, content, ts, metadata in group:
+                if self.job.progress:
+                    self.job.progress.advance("writing messages")
+                if message_id in present:
+                    report.records["already_present"] += 1
+                    continue
+                at = datetime.strptime(ts, _TS).replace(tzinfo=UTC)
+                if current is None or not fits_session(
+                    current["started_at"], current["last_activity"], at, gap=gap, timeout=timeout
+                ):
+                    if current is not None:
+                        self._close(current, open_messages)
+                        open_messages = []
+                    session_id = unique_session_id(base_session_id(at, timeout), taken)
+                    taken.add(session_id)
+                    current = {
+                        "bot_name": bot,
+                        "channel_id": channel_id,
+                        "session_id": session_id,
+                        "started_at": at,
+                        "last_activity": at,
+                        "message_count": 0,
+                        "is_active": False,
+                        "source": SOURCE,
+                    }
+                current["last_activity"] = at
+                current["message_count"] += 1
+                open_messages.append(
+                    {
+                        "bot_name": bot,
+                        "channel_id": channel_id,
+                        "channel_name": channel_name,
+                        "channel_type": "channel",
+                        "user_id": user_id,
+                        "username": names.user(user_id),
+                        "session_id": current["session_id"],
+                        "message_id": message_id,
+                        "role": role,
+                        "content": content,
+                        "timestamp": at,
+                        "metadata": json.loads(metadata) if metadata is not None else None,
+                        "source": SOURCE,
+                    }
+                )
+                report.records["imported"] += 1
+            if current is not None:
+                self._close(current, open_messages)
+            self._flush()
+            if self.commit_every is not None and self.pending >= self.commit_every:
+                self._commit()
+
+    def _close(self, session: dict[str, Any], messages: list[dict[str, Any]]) -> None:
+        self.sessions.append(session)
+        self.messages.extend(messages)
+        self.job.report.bot(session["bot_name"]).sessions += 1
+        if len(self.messages) >= _BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.job.dry_run:
+            if self.sessions:
+                self.connection.execute(self.insert_sessions, self.sessions)
+            if self.messages:
+                self.connection.execute(self.insert_messages, self.messages)
+        self.pending += len(self.messages)
+        self.sessions = []
+        self.messages = []
+
+    def _commit(self) -> None:
+        if not self.job.dry_run:
+            self.connection.commit()
+        self.pending = 0
+
+    def finish(self) -> None:
+        self._flush()
+        if self.commit_every is not None:
+            self._commit()
+
+
+def _by_channel(
+    rows: Iterable[tuple[str, str, str, str, str, str, str | None]],
+) -> Iterator[tuple[str, Iterator[tuple[str, str, str, str, str, str | None]]]]:
+    from itertools import groupby
+
+    for channel_id, group in groupby(rows, key=lambda row: row[0]):
+        yield channel_id, (row[1:] for row in group)
+
+
+class _Names:
+    """Channel names and usernames found anywhere in the tree, else placeholders naming the id."""
+
+    def __init__(self, stage: sqlite3.Connection) -> None:
+        self.stage = stage
+        self.users: dict[str, str] = {}
+
+    def channel(self, channel_id: str) -> str:
+        row = self.stage.execute(
+            "SELECT name FROM channel_names WHERE channel_id = ?", (channel_id,)
+        ).fetchone()
+        return str(row[0]) if row else channel_placeholder(channel_id)
+
+    def user(self, user_id: str) -> str:
+        name = self.users.get(user_id)
+        if name is None:
+            row = self.stage.execute(
+                "SELECT name FROM usernames WHERE user_id = ?", (user_id,)
+            ).fetchone()
+            name = self.users[user_id] = str(row[0]) if row else user_placeholder(user_id)
+        return name
+
+
+def require_schema(connection: Connection, where: str) -> None:
+    """Refuse a database without the convostore schema (the import needs its tables)."""
+    if not inspect(connection).has_table("alembic_version"):
+        raise SchemaError(
+            f"{where}: the database has no convostore schema; run `alembic upgrade head`"
+        )
+    from convostore.schema import KNOWN_REVISIONS
+
+    versions = [
+        row[0] for row in connection.execute(text("SELECT version_num FROM alembic_version"))
+    ]
+    unknown = [v for v in versions if v not in KNOWN_REVISIONS]
+    if not versions or unknown:
+        raise SchemaError(
+            f"{where}: the database is at schema revision {(unknown or ['none'])[0]}, which this "
+            "convostore cannot import into; run `alembic upgrade head` with this version"
+        )

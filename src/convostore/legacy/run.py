@@ -1,0 +1,169 @@
+"""The two ways to run an import: across every configured database (the CLI), or inside one
+Alembic migration (the data revision). Both read the tree with :class:`LegacyImport`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.pool import NullPool
+
+from convostore.config import BotConfig, redact_url
+from convostore.db import create_engine, install_sqlite_transaction_handling, translate_errors
+from convostore.errors import LegacyImportError, SchemaError
+from convostore.legacy.importer import (
+    ImportProgress,
+    ImportReport,
+    LegacyImport,
+    default_config,
+    require_schema,
+)
+
+logger = logging.getLogger(__name__)
+
+# A channel is written in one transaction; after one that brings the pending rows to this many,
+# the CLI commits, so bots sharing the file wait for the write lock only briefly.
+COMMIT_EVERY = 20_000
+
+
+def legacy_dirs(configs: Mapping[str, BotConfig]) -> list[Path]:
+    """The distinct legacy data directories of ``configs`` (``legacy.dir``)."""
+    return sorted({Path(c.legacy.dir).expanduser().absolute() for c in configs.values()})
+
+
+def run_on_database(url: str, work: Callable[[Connection], None]) -> None:
+    """Run ``work`` on a synchronous connection to ``url`` and commit; roll back on error."""
+    where = redact_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and not Path(parsed.database).exists():
+            raise SchemaError(f"{where}: the database does not exist; run `alembic upgrade head`")
+        engine = create_sync_engine(parsed.set(drivername="sqlite"), poolclass=NullPool)
+        install_sqlite_transaction_handling(engine)
+        try:
+            with translate_errors(where), engine.connect() as connection:
+                work(connection)
+                connection.commit()
+        finally:
+            engine.dispose()
+        return
+
+    async def run() -> None:
+        async_engine = create_engine(url, null_pool=True)
+        try:
+            async with async_engine.connect() as connection:
+                await connection.run_sync(work)
+                await connection.commit()
+        finally:
+            await async_engine.dispose()
+
+    with translate_errors(where):
+        asyncio.run(run())
+
+
+def migrate_legacy(
+    configs: Mapping[str, BotConfig],
+    *,
+    data_dirs: Sequence[Path] | None = None,
+    legacy_tz: str | None = None,
+    dry_run: bool = False,
+    only_bot: str | None = None,
+    progress: ImportProgress | None = None,
+) -> ImportReport:
+    """Import the legacy tree into the database of each bot (``convostore migrate-legacy``).
+
+    Configured bots go to their config's database; bots found in the tree without a config go to
+    the default database (``./data/conversations.db``) with the default session rules.
+    """
+    dirs = list(data_dirs) if data_dirs else legacy_dirs(configs)
+    if not dirs:
+        raise LegacyImportError("no legacy data directory: pass --data-dir or configure legacy.dir")
+
+    def accept(bot: str) -> bool:
+        if only_bot is not None and bot != only_bot:
+            return False
+        config = configs.get(bot)
+        return config is None or config.storage.enabled
+
+    with LegacyImport(
+        dirs, configs, legacy_tz=legacy_tz, accept=accept, dry_run=dry_run, progress=progress
+    ) as job:
+        job.read()
+        by_database: dict[str, list[str]] = {}
+        for bot in job.staged_bots():
+            config = job.config_for(bot)
+            assert config is not None
+            by_database.setdefault(config.database_url, []).append(bot)
+            if bot not in configs:
+                job.report.notes.append(
+                    f"bot {bot!r} has no config file; its records go to the default database "
+                    f"{config.safe_database_url} with the default session rules"
+                )
+        for url, bots in by_database.items():
+
+            def work(connection: Connection, bots: list[str] = bots, url: str = url) -> None:
+                require_schema(connection, redact_url(url))
+                job.write(connection, bots, commit_every=COMMIT_EVERY)
+
+            run_on_database(url, work)
+        return job.report
+
+
+def run_data_migration(
+    connection: Connection, attributes: Mapping[str, Any], x_args: Mapping[str, str]
+) -> ImportReport | None:
+    """The body of the legacy data revision: import into the database being migrated.
+
+    The bots are those whose configs use this database (``convostore_bot_configs``), plus the bots
+    without a config when this is the default database or the one ``-x url=`` names with no
+    config using it. The legacy directory is ``-x legacy_dir`` or the bots' ``legacy.dir``.
+    Everything runs in Alembic's transaction: a failure leaves the database as it was.
+    """
+    here: Mapping[str, BotConfig] = attributes.get("convostore_bot_configs") or {}
+    every: Mapping[str, BotConfig] = attributes.get("convostore_all_bot_configs") or here
+    url = attributes.get("convostore_database_url")
+    dirs = [Path(x_args["legacy_dir"])] if x_args.get("legacy_dir") else legacy_dirs(here)
+    if not dirs:
+        logger.info("legacy import: no legacy directory configured for this database; skipped")
+        return None
+    existing = [d for d in dirs if d.is_dir()]
+    if not existing:
+        logger.info(
+            "legacy import: %s does not exist; nothing to import", ", ".join(map(str, dirs))
+        )
+        return None
+    default_here = not here or url == default_config("default").database_url
+
+    def accept(bot: str) -> bool:
+        if bot in here:
+            return here[bot].storage.enabled
+        return bot not in every and default_here
+
+    with LegacyImport(existing, {**every}, legacy_tz=x_args.get("legacy_tz"), accept=accept) as job:
+        job.read()
+        job.write(connection, job.staged_bots())
+        report = job.report
+    totals = report.totals
+    logger.info(
+        "legacy import from %s: %d messages imported, %d duplicate, %d already present, "
+        "%d unattributable, %d invalid; %d files unreadable (see `convostore migrate-legacy "
+        "--dry-run --report FILE`)",
+        ", ".join(map(str, existing)),
+        totals.get("imported", 0),
+        totals.get("duplicate", 0),
+        totals.get("already_present", 0),
+        totals.get("unattributable", 0),
+        totals.get("invalid", 0),
+        totals.get("files_unreadable", 0),
+    )
+    if x_args.get("legacy_report"):
+        Path(x_args["legacy_report"]).write_text(
+            json.dumps(report.as_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+    return report
