@@ -1,0 +1,605 @@
+"""Legacy import: ``convostore migrate-legacy`` on a generated legacy tree vs a stdlib baseline.
+
+For each scale, a realistic legacy tree is generated (``_legacy_tree.py``; not timed), then, on the
+same tree in the same run:
+
+- baseline: a separate process reads and parses every file with the standard ``json`` module and
+  inserts one row per message record with ``sqlite3.executemany`` into a database migrated by the
+  same ``alembic upgrade head`` (same table, same indexes; WAL, ``synchronous=NORMAL``), committing
+  every 200 files. It does none of the import rules: no routing or splitting of shared files, no
+  dedupe, no time zone conversion (timestamps are stored as the file's text), no sessions beyond
+  one placeholder per file;
+- convostore: ``convostore migrate-legacy --report FILE`` as a subprocess on a fresh migrated
+  database, then the same command again (an idempotent rerun, which must import nothing).
+
+Both processes are timed from spawn to exit. Peak memory is the largest resident set size (RSS) of
+the process and its children, polled with psutil every 50 ms, checked against the kernel's
+``ru_maxrss`` of the process from ``os.wait4``. Throughput is the tree's message records per second
+of wall time, so the ratio compares the same work on the same files; the rows convostore imported
+(from its report) are shown beside it. With ``--backend postgresql`` convostore imports into a fresh
+PostgreSQL database; the baseline stays the same stdlib ``sqlite3`` one.
+
+    .venv/bin/python benchmarks/bench_import.py [--messages 1000000[,2000000…]] [--files N]
+        [--backend sqlite|postgresql] [--keep] [--tree DIR] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import _common as common
+import _legacy_tree as legacy_tree
+
+VENV_BIN = Path(sys.executable).parent
+COMMIT_EVERY_FILES = 200
+POLL_SECONDS = 0.05
+MEMORY_TARGET_MB = 300
+RATIO_TARGET = 0.5
+
+
+# --- measuring a child process -------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    seconds: float
+    peak_rss_mb: float  # polled with psutil every 50 ms, the process and its children
+    maxrss_mb: float  # the kernel's high-water mark for the process (os.wait4)
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def measure(cmd: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> Run:
+    """Run ``cmd`` to completion; its wall time and its peak memory, measured two ways."""
+    import psutil  # type: ignore[import-untyped]
+
+    out = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (read back below, closed by the GC)
+    err = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err)
+    peak = 0
+    done = threading.Event()
+
+    def poll() -> None:
+        nonlocal peak
+        try:
+            watched = psutil.Process(proc.pid)
+            while not done.is_set():
+                rss = watched.memory_info().rss
+                for child in watched.children(recursive=True):
+                    with contextlib.suppress(psutil.Error):  # a child that just ended
+                        rss += child.memory_info().rss
+                peak = max(peak, rss)
+                done.wait(POLL_SECONDS)
+        except psutil.Error:
+            pass  # the process is gone
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    done.set()
+    poller.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    out.seek(0)
+    err.seek(0)
+    return Run(
+        seconds=seconds,
+        peak_rss_mb=peak / 2**20,
+        maxrss_mb=usage.ru_maxrss / 1024,  # kilobytes on Linux
+        returncode=proc.returncode,
+        stdout=out.read(),
+        stderr=err.read(),
+    )
+
+
+def check(run: Run, what: str) -> None:
+    if run.returncode != 0:
+        tail = "\n".join((run.stdout + run.stderr).splitlines()[-30:])
+        raise SystemExit(f"{what} failed with exit code {run.returncode}:\n{tail}")
+
+
+# --- databases -----------------------------------------------------------------------------------
+
+
+def upgrade(url: str, config_dir: Path, cwd: Path) -> None:
+    """``alembic upgrade head``; a missing legacy dir makes the data revision a no-op."""
+    cmd = [
+        str(VENV_BIN / "alembic"),
+        "-c",
+        str(common.ROOT / "alembic.ini"),
+        "-x",
+        f"url={url}",
+        "-x",
+        "legacy_dir=/nonexistent",
+        "upgrade",
+        "head",
+    ]
+    env = {**os.environ, "CONVOSTORE_CONFIG_DIR": str(config_dir)}
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"alembic upgrade head failed for {url}:\n{done.stderr[-3000:]}")
+
+
+def write_configs(config_dir: Path, storage: dict[str, Any], tree: Path) -> None:
+    """One YAML per bot of the tree, all three on the same database, as a typical install has."""
+    config_dir.mkdir(parents=True, exist_ok=True)
+    for bot in legacy_tree.BOTS:
+        lines = [f"name: {bot}", "storage:"]
+        lines += [f"  {key}: {json.dumps(value)}" for key, value in storage.items()]
+        lines += ["legacy:", f"  dir: {json.dumps(str(tree))}", "  timezone: UTC"]
+        (config_dir / f"{bot}.yaml").write_text("\n".join(lines) + "\n")
+
+
+@dataclass
+class Target:
+    """A fresh database for one convostore import: its config dir and how to count its rows."""
+
+    config_dir: Path
+    url: str
+    plain_url: str | None = None  # PostgreSQL, for psycopg
+
+    def count(self) -> int:
+        if self.plain_url is None:
+            path = self.url.split(":///", 1)[1]
+            with sqlite3.connect(path) as conn:
+                return int(conn.execute("SELECT count(*) FROM conversations").fetchone()[0])
+        import psycopg
+
+        with psycopg.connect(self.plain_url) as conn:
+            row = conn.execute("SELECT count(*) FROM conversations").fetchone()
+            return int(row[0]) if row else 0
+
+
+def _pg_admin() -> Any:
+    import psycopg
+
+    return psycopg.connect(common.PG_ADMIN_URL, autocommit=True, connect_timeout=5)
+
+
+class Databases:
+    """Fresh migrated databases for convostore's runs; PostgreSQL ones are dropped on close."""
+
+    def __init__(self, backend: str, workdir: Path, tree: Path) -> None:
+        self.backend = backend
+        self.workdir = workdir
+        self.tree = tree
+        self.pg_names: list[str] = []
+
+    def fresh(self, tag: str) -> Target:
+        config_dir = self.workdir / f"config-{tag}"
+        if self.backend == "sqlite":
+            path = self.workdir / f"{tag}.db"
+            common.remove_sqlite(path)
+            url = f"sqlite+aiosqlite:///{path}"
+            write_configs(config_dir, {"type": "sqlite", "path": str(path)}, self.tree)
+            upgrade(url, config_dir, self.workdir)
+            return Target(config_dir, url)
+        from sqlalchemy.engine import make_url
+
+        name = f"convostore_bench_import_{tag}_{uuid.uuid4().hex[:8]}"
+        with _pg_admin() as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        self.pg_names.append(name)
+        base = make_url(common.PG_ADMIN_URL).set(database=name)
+        url = base.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+        plain = base.set(drivername="postgresql").render_as_string(hide_password=False)
+        write_configs(config_dir, {"type": "postgresql", "url": url}, self.tree)
+        upgrade(url, config_dir, self.workdir)
+        return Target(config_dir, url, plain)
+
+    def close(self) -> None:
+        for name in self.pg_names:
+            common.drop_postgres(name)
+        self.pg_names.clear()
+
+
+# --- the baseline: json + sqlite3.executemany ----------------------------------------------------
+
+BASELINE_INSERT = (
+    "INSERT INTO conversations (bot_name, channel_id, channel_name, channel_type, user_id,"
+    " username, session_id, message_id, role, content, timestamp, metadata)"
+    " VALUES (?, ?, ?, 'channel', ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+BASELINE_SESSION = (
+    "INSERT INTO sessions (bot_name, channel_id, session_id, started_at, last_activity,"
+    " message_count, is_active) VALUES (?, ?, ?, ?, ?, ?, 0)"
+)
+
+
+def _conversations(path: Path, value: Any) -> Iterator[tuple[str, str, str, list[Any]]]:
+    """(bot, channel, user, records) of one parsed file, by its shape; no import rule applied."""
+    stem = path.stem.split("_")
+    owner = path.parent.name if path.parent.name != "multi_bot_conversations" else "shared"
+    if isinstance(value, list):
+        yield owner, stem[0], stem[-1], value
+    elif "messages" in value:
+        channel = value.get("channel_id", stem[0])
+        user = value.get("user_id", stem[-1])
+        yield owner, str(channel), str(user), value["messages"]
+    else:
+        for key, conversation in value.items():
+            channel, _, user = key.partition("_")
+            yield "shared", channel, user, conversation["messages"]
+
+
+def baseline(tree: Path, db: Path) -> dict[str, int]:
+    """Parse every file with ``json`` and insert one row per record with ``executemany``."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    for pragma in common.SQLITE_PRAGMAS:
+        conn.execute(pragma)
+    files = unreadable = rows = conversations = 0
+    sessions: list[tuple[Any, ...]] = []
+    messages: list[tuple[Any, ...]] = []
+
+    def flush() -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(BASELINE_SESSION, sessions)
+        conn.executemany(BASELINE_INSERT, messages)
+        conn.execute("COMMIT")
+        sessions.clear()
+        messages.clear()
+
+    for folder, dirs, names in os.walk(tree):
+        dirs.sort()
+        for name in sorted(names):
+            if not name.endswith(".json"):
+                continue
+            path = Path(folder, name)
+            try:
+                value = json.loads(path.read_bytes().decode("utf-8"))
+            except ValueError:  # UnicodeDecodeError and JSONDecodeError alike
+                unreadable += 1
+                continue
+            files += 1
+            for bot, channel, user, records in _conversations(path, value):
+                conversations += 1
+                session = f"legacy-{conversations}"
+                first = records[0]["timestamp"] if records else ""
+                sessions.append((bot, channel, session, first, first, len(records)))
+                for i, record in enumerate(records):
+                    metadata = record.get("metadata")
+                    username = (metadata or {}).get("username", "unknown")
+                    messages.append(
+                        (
+                            bot,
+                            channel,
+                            "legacy",
+                            user,
+                            username,
+                            session,
+                            f"{conversations}:{i}",
+                            record["role"],
+                            record["content"],
+                            record["timestamp"],
+                            json.dumps(metadata, ensure_ascii=False) if metadata else None,
+                        )
+                    )
+                rows += len(records)
+            if files % COMMIT_EVERY_FILES == 0:
+                flush()
+    flush()
+    conn.close()
+    return {"files": files, "unreadable": unreadable, "rows": rows}
+
+
+# --- one scale -----------------------------------------------------------------------------------
+
+
+def totals(report_path: Path) -> dict[str, int]:
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    return {key: int(value) for key, value in report["totals"].items()}
+
+
+def migrate_cmd(target: Target, tree: Path, report: Path) -> list[str]:
+    return [
+        str(VENV_BIN / "convostore"),
+        "migrate-legacy",
+        "--config-dir",
+        str(target.config_dir),
+        "--data-dir",
+        str(tree),
+        "--report",
+        str(report),
+    ]
+
+
+def run_scale(messages: int, files: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    tree = Path(args.tree) if args.tree else workdir / "tree"
+    if args.tree and tree.exists():
+        manifest = legacy_tree.load_manifest(tree)
+        print(f"\nreusing the tree at {tree}: {manifest.messages:,} messages", flush=True)
+    else:
+        started = time.perf_counter()
+        manifest = legacy_tree.generate(tree, messages, files)
+        print(
+            f"\ngenerated {manifest.messages:,} messages in {manifest.files:,} files"
+            f" ({manifest.bytes / 2**20:,.0f} MiB) in {time.perf_counter() - started:.0f} s"
+            f" at {tree}",
+            flush=True,
+        )
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+    # Baseline: the same tree into a stdlib sqlite3 database migrated by the same Alembic head.
+    base_config = workdir / "config-baseline"
+    base_db = workdir / "baseline.db"
+    common.remove_sqlite(base_db)
+    write_configs(base_config, {"type": "sqlite", "path": str(base_db)}, tree)
+    upgrade(f"sqlite+aiosqlite:///{base_db}", base_config, workdir)
+    script = Path(__file__).resolve()
+    base = measure(
+        [sys.executable, str(script), "--baseline-only", str(tree), str(base_db)],
+        cwd=workdir,
+        env=env,
+    )
+    check(base, "baseline")
+    base_counts = json.loads(base.stdout.strip().splitlines()[-1])
+    if base_counts["rows"] != manifest.messages:
+        raise SystemExit(
+            f"baseline inserted {base_counts['rows']:,} rows, not {manifest.messages:,}"
+        )
+    common.remove_sqlite(base_db)
+    print(f"  baseline: {base.seconds:.1f} s, peak {base.peak_rss_mb:.0f} MB", flush=True)
+
+    databases = Databases(args.backend, workdir, tree)
+    try:
+        target = databases.fresh("ours")
+        first = measure(migrate_cmd(target, tree, workdir / "report.json"), cwd=workdir, env=env)
+        check(first, "convostore migrate-legacy")
+        first_totals = totals(workdir / "report.json")
+        print(
+            f"  convostore: {first.seconds:.1f} s, {first_totals.get('imported', 0):,} imported,"
+            f" peak {first.peak_rss_mb:.0f} MB",
+            flush=True,
+        )
+        again = measure(migrate_cmd(target, tree, workdir / "rerun.json"), cwd=workdir, env=env)
+        check(again, "convostore migrate-legacy (rerun)")
+        again_totals = totals(workdir / "rerun.json")
+        rows_in_db = target.count()
+        print(
+            f"  rerun: {again.seconds:.1f} s, {again_totals.get('imported', 0):,} imported",
+            flush=True,
+        )
+    finally:
+        databases.close()
+        if args.backend == "sqlite":
+            common.remove_sqlite(workdir / "ours.db")
+
+    base_rate = manifest.messages / base.seconds
+    ours_rate = manifest.messages / first.seconds
+    result = {
+        "messages": manifest.messages,
+        "files": manifest.files,
+        "tree_mib": manifest.bytes / 2**20,
+        "largest_file_mib": manifest.largest_file_bytes / 2**20,
+        "records_by_layout": manifest.records,
+        "files_by_layout": manifest.files_by_kind,
+        "expected_rows": manifest.expected_rows,
+        "backend": args.backend,
+        "baseline": {
+            "seconds": base.seconds,
+            "per_s": base_rate,
+            "peak_rss_mb": base.peak_rss_mb,
+            "maxrss_mb": base.maxrss_mb,
+            **base_counts,
+        },
+        "convostore": {
+            "seconds": first.seconds,
+            "per_s": ours_rate,
+            "imported_per_s": first_totals.get("imported", 0) / first.seconds,
+            "ratio_vs_baseline": ours_rate / base_rate,
+            "peak_rss_mb": first.peak_rss_mb,
+            "maxrss_mb": first.maxrss_mb,
+            "totals": first_totals,
+            "rows_in_db": rows_in_db,
+            "rerun_seconds": again.seconds,
+            "rerun_peak_rss_mb": again.peak_rss_mb,
+            "rerun_totals": again_totals,
+        },
+    }
+    if args.profile:
+        result["profile"] = profile(args, tree, workdir)
+    if not args.keep and not args.tree:
+        shutil.rmtree(tree)
+        (tree.parent / f"{tree.name}.manifest.json").unlink(missing_ok=True)
+    elif not args.tree:
+        print(f"  tree kept at {tree} (reuse with --tree {tree})")
+    return result
+
+
+# --- profile -------------------------------------------------------------------------------------
+
+
+def profile(args: argparse.Namespace, tree: Path, workdir: Path) -> list[dict[str, Any]]:
+    """One more import under pyinstrument on a fresh database; the top functions by own time."""
+    from pyinstrument.session import Session
+
+    databases = Databases(args.backend, workdir, tree)
+    session_file = common.RESULTS / f"import_profile_{args.backend}.pyisession"
+    text_file = common.RESULTS / f"import_profile_{args.backend}.txt"
+    try:
+        target = databases.fresh("profiled")
+        cmd = migrate_cmd(target, tree, workdir / "profiled.json")
+        cmd = [
+            sys.executable,
+            "-m",
+            "pyinstrument",
+            "-r",
+            "pyisession",
+            "-o",
+            str(session_file),
+            "-m",
+            "convostore",
+            *cmd[1:],
+        ]
+        run = measure(cmd, cwd=workdir)
+        check(run, "profiled convostore migrate-legacy")
+    finally:
+        databases.close()
+        if args.backend == "sqlite":
+            common.remove_sqlite(workdir / "profiled.db")
+    session = Session.load(session_file)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pyinstrument",
+            "--load",
+            str(session_file),
+            "-r",
+            "text",
+            "--show-all",
+            "-o",
+            str(text_file),
+        ],
+        check=True,
+    )
+    root = session.root_frame(trim_stem=False)
+    own: dict[str, float] = {}
+    inclusive: dict[str, float] = {}
+
+    def walk(frame: Any, stack: frozenset[str]) -> None:
+        key = f"{frame.function} ({frame.file_path_short}:{frame.line_no})"
+        own[key] = own.get(key, 0.0) + frame.total_self_time
+        if key not in stack:  # count recursion once
+            inclusive[key] = inclusive.get(key, 0.0) + frame.time
+        for child in frame.children:
+            walk(child, stack | {key})
+
+    if root is not None:
+        walk(root, frozenset())
+    total = session.duration or 1.0
+    top = sorted(own.items(), key=lambda item: item[1], reverse=True)[: args.top]
+    print(f"\nprofile of one import ({total:.1f} s in pyinstrument), top {args.top} by own time:")
+    print(
+        common.table(
+            ["function", "own %", "incl. %"],
+            [
+                [key, 100 * own_s / total, 100 * inclusive.get(key, 0.0) / total]
+                for key, own_s in top
+            ],
+        )
+    )
+    hotspots = [
+        {"function": key, "own_share": own_s / total, "inclusive_share": inclusive[key] / total}
+        for key, own_s in top
+    ]
+    print(f"full call tree: {text_file.relative_to(common.ROOT)}")
+    return hotspots
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument(
+        "--messages",
+        default="1000000",
+        help="message records per tree; a comma-separated list runs several scales",
+    )
+    p.add_argument(
+        "--files",
+        type=int,
+        default=None,
+        help="conversation files per tree (default: messages / 100, 10,000 at 1M messages)",
+    )
+    p.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    p.add_argument("--keep", action="store_true", help="keep the generated tree")
+    p.add_argument("--tree", help="reuse a tree kept by --keep (one scale only)")
+    p.add_argument("--profile", action="store_true", help="also profile one import (pyinstrument)")
+    p.add_argument("--top", type=int, default=15, help="hotspots listed by --profile")
+    p.add_argument("--results", default=None, help="results file name (default import_<backend>)")
+    p.add_argument("--baseline-only", nargs=2, metavar=("TREE", "DB"), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.baseline_only:
+        counts = baseline(Path(args.baseline_only[0]), Path(args.baseline_only[1]))
+        print(json.dumps(counts))
+        return
+    scales = [int(m) for m in str(args.messages).replace("_", "").split(",") if m.strip()]
+    if args.tree and len(scales) > 1:
+        raise SystemExit("--tree reuses one tree: give one --messages value")
+    rows: list[dict[str, Any]] = []
+    workdir = Path(tempfile.mkdtemp(prefix="convostore-import-"))
+    try:
+        for messages in scales:
+            files = args.files or max(1, messages // 100)
+            rows.append(run_scale(messages, files, args, workdir))
+    finally:
+        if args.keep:
+            print(f"\nwork directory kept: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    report(rows, args)
+
+
+def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    backend = "SQLite" if args.backend == "sqlite" else "PostgreSQL"
+    print(
+        f"\nlegacy import into {backend}; baseline: json + sqlite3.executemany on the same tree;"
+        f" throughput = message records of the tree per second of wall time"
+    )
+    headers = [
+        "messages",
+        "files",
+        "tree MiB",
+        "baseline/s",
+        "convostore/s",
+        "ratio",
+        "imported",
+        "peak MB",
+        "maxrss MB",
+        "base peak MB",
+        "rerun s",
+        "rerun imported",
+    ]
+    table_rows = [
+        [
+            r["messages"],
+            r["files"],
+            r["tree_mib"],
+            r["baseline"]["per_s"],
+            r["convostore"]["per_s"],
+            r["convostore"]["ratio_vs_baseline"],
+            r["convostore"]["totals"].get("imported", 0),
+            r["convostore"]["peak_rss_mb"],
+            r["convostore"]["maxrss_mb"],
+            r["baseline"]["peak_rss_mb"],
+            r["convostore"]["rerun_seconds"],
+            r["convostore"]["rerun_totals"].get("imported", 0),
+        ]
+        for r in rows
+    ]
+    print(common.table(headers, table_rows))
+    for r in rows:
+        ours = r["convostore"]
+        verdicts = [
+            f"ratio {ours['ratio_vs_baseline']:.2f} (target >= {RATIO_TARGET})",
+            f"peak {ours['peak_rss_mb']:.0f} MB (target < {MEMORY_TARGET_MB})",
+            f"rows {ours['rows_in_db']:,} (generator expects {r['expected_rows']:,})",
+            f"rerun imported {ours['rerun_totals'].get('imported', 0)} (must be 0)",
+        ]
+        print(f"  {r['messages']:,}: " + "; ".join(verdicts))
+    name = args.results or f"import_{args.backend}"
+    common.write_results(name, {"backend": args.backend, "rows": rows})
+
+
+if __name__ == "__main__":
+    common.RESULTS.mkdir(parents=True, exist_ok=True)
+    main()
