@@ -7,6 +7,12 @@ being migrated and ``config.attributes["convostore_all_bot_configs"]`` to all of
 revisions. SQLite runs with ``foreign_keys=OFF`` (batch mode recreates tables, and with foreign keys
 on that would cascade-delete children) and in one ``BEGIN IMMEDIATE`` transaction, so a failed
 revision leaves the database as it was.
+
+Guarded upgrades (SQLite): when an upgrade or downgrade has revisions to run on a database that
+holds conversations or sessions, a verified backup is taken first (``convostore.ops.guard``), while
+the migration's transaction already holds the write lock, so no bot writes between the backup and
+the migration. A failure names that backup. A new, empty SQLite file gets
+``auto_vacuum = INCREMENTAL`` before its first table, so cleanups give disk space back.
 """
 
 from __future__ import annotations
@@ -24,8 +30,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from convostore.config import CONFIG_DIR_ENV, BotConfig, async_url, load_configs, redact_url
 from convostore.db import create_engine, translate
-from convostore.errors import ConvostoreError
+from convostore.errors import ConvostoreError, SchemaError, StorageError
 from convostore.models import Base, UTCDateTime
+from convostore.ops import guard
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -80,6 +87,51 @@ def _refuse_newer(connection: Connection) -> None:
         )
 
 
+def _has_pending_steps() -> bool:
+    """Whether this command (upgrade or downgrade) has revisions to run on the database."""
+    migration_context = context.get_context()
+    steps_for = migration_context.opts.get("fn")
+    # alembic.command names the step functions of its upgrade and downgrade commands so; stamp,
+    # current, check and the rest never change data and take no backup.
+    if steps_for is None or getattr(steps_for, "__name__", "") not in ("upgrade", "downgrade"):
+        return False
+    return bool(list(steps_for(migration_context.get_current_heads(), migration_context)))
+
+
+def _guard(connection: Connection) -> Path | None:
+    """Back up a SQLite database with data before revisions run on it; the backup's path."""
+    database = connection.engine.url.database
+    if connection.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    if not _has_pending_steps() or not guard.holds_data(connection):
+        return None
+    bots = config.attributes.get("convostore_bot_configs") or {}
+    try:
+        result = guard.backup_before_upgrade(Path(database), bots)
+    except ConvostoreError as exc:
+        raise CommandError(f"{exc}; nothing was migrated (no backup, no upgrade)") from None
+    logger.info("verified backup before the upgrade: %s", result.path)
+    config.attributes["convostore_upgrade_backup"] = result.path
+    return result.path
+
+
+def _failure(exc: BaseException, where: str) -> str:
+    from sqlalchemy.exc import DBAPIError
+
+    if isinstance(exc, DBAPIError | OSError):
+        translated = translate(exc, where)
+        # Locks, read-only files and lost connections read best translated; a statement that a
+        # revision got wrong reads best as the database said it ("no such table" in a revision
+        # is not a missing schema).
+        if type(translated) not in (StorageError, SchemaError):
+            return str(translated)
+        exc = getattr(exc, "orig", None) or exc
+    elif isinstance(exc, ConvostoreError | CommandError):
+        return str(exc)
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
 def do_run_migrations(connection: Connection) -> None:
     context.configure(
         connection=connection,
@@ -91,11 +143,27 @@ def do_run_migrations(connection: Connection) -> None:
         transactional_ddl=True,
     )
     _refuse_newer(connection)
-    with context.begin_transaction():
-        context.run_migrations()
+    backup = _guard(connection)
+    try:
+        with context.begin_transaction():
+            context.run_migrations()
+    except Exception as exc:
+        if backup is None:
+            raise
+        connection.rollback()
+        where = connection.engine.url.render_as_string(hide_password=True)
+        raise CommandError(
+            f"upgrade failed: {_failure(exc, where)}; the database was left as it was; "
+            f"a verified backup taken before the upgrade is at {backup}"
+        ) from exc
 
 
 async def _migrate(url: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        guard.prepare_new_sqlite(Path(str(parsed.database)))
     engine = create_engine(url, foreign_keys=False, null_pool=True)
     try:
         async with engine.connect() as connection:
