@@ -53,9 +53,10 @@ def holds_data(connection: Connection) -> bool:
     """Whether the database has any conversations or sessions rows."""
     inspector = inspect(connection)
     for table in ("conversations", "sessions"):
-        if inspector.has_table(table) and connection.execute(
-            text(f"SELECT EXISTS (SELECT 1 FROM {table})")
-        ).scalar():
+        if (
+            inspector.has_table(table)
+            and connection.execute(text(f"SELECT EXISTS (SELECT 1 FROM {table})")).scalar()
+        ):
             return True
     return False
 
