@@ -95,36 +95,33 @@ def cmd_migrate_legacy(args: argparse.Namespace) -> int:
     return 0
 
 
+_ROWS = (
+    ("files imported", "files", "imported"),
+    ("files unreadable", "files", "unreadable"),
+    ("files ignored", "files", "ignored"),
+    ("messages imported", "records", "imported"),
+    ("duplicates", "records", "duplicate"),
+    ("already in database", "records", "already_present"),
+    ("unattributable", "records", "unattributable"),
+    ("invalid records", "records", "invalid"),
+)
+
+
 def _print_report(console: Console, report: ImportReport) -> None:
     title = "dry run: nothing was written" if report.dry_run else "legacy import"
+    bots = sorted(report.bots.items(), key=lambda item: (item[0] == SHARED, item[0]))
     table = Table(title=title, show_edge=False)
-    table.add_column("bot")
-    table.add_column("database")
-    for heading in (
-        "files ok",
-        "unreadable",
-        "ignored",
-        "imported",
-        "duplicate",
-        "already there",
-        "unattributable",
-        "invalid",
-        "sessions",
-    ):
-        table.add_column(heading, justify="right")
-    for name, bot in sorted(report.bots.items(), key=lambda item: (item[0] == SHARED, item[0])):
-        records = bot.records
-        table.add_row(
-            name if bot.configured or name == SHARED else f"{name} (no config)",
-            bot.database or "-",
-            *(str(bot.files[k]) for k in ("imported", "unreadable", "ignored")),
-            *(
-                str(records[k])
-                for k in ("imported", "duplicate", "already_present", "unattributable", "invalid")
-            ),
-            str(bot.sessions),
-        )
+    table.add_column("")
+    for name, bot in bots:
+        configured = bot.configured or name == SHARED
+        table.add_column(name if configured else f"{name} (no config)", justify="right")
+    for label, group, key in _ROWS:
+        table.add_row(label, *(str(getattr(bot, group)[key]) for _, bot in bots))
+    table.add_row("sessions", *(str(bot.sessions) for _, bot in bots))
     console.print(table)
+    for name, bot in bots:
+        if bot.database:
+            console.print(f"{name}: {bot.database}", markup=False)
     for note in report.notes:
         console.print(f"note: {note}")
     problems = report.problems
