@@ -1,0 +1,557 @@
+"""Export of a bot's conversations to a tree of files a person can browse.
+
+``DIR/{bot}/channels/{safe_name}/{session_id}.json`` and ``DIR/{bot}/dms/{safe_name}/...``, as JSON
+(one document per session) or as Markdown transcripts. Everything that becomes part of a path
+comes from the database and is treated as hostile: the channel folder is
+:attr:`ChannelInfo.safe_name`, session ids outside a conservative pattern are replaced by a cleaned
+form with a hash, and every target path is resolved and checked to lie inside ``DIR``.
+
+The export streams: it reads one channel at a time, its messages in one ordered index range scan
+(``idx_conversations_bot_channel_time``) fetched in batches, and memory holds at most a few
+hundred rendered messages per session. Reading a whole channel once is cheaper than one query per
+session, which would scan the channel's index range again for each of its sessions. Each channel is
+read in its own short read transaction, so a long export never pins one SQLite snapshot (which
+would keep the WAL from being checkpointed) nor blocks a writer.
+
+Each file is written to a temporary name beside its target and compared with the file already
+there: identical bytes leave the old file (and its modification time) untouched, anything else
+replaces it atomically with ``os.replace``. A rerun therefore rewrites only changed sessions.
+"""
+
+from __future__ import annotations
+
+import errno
+import filecmp
+import hashlib
+import json
+import os
+import re
+import tempfile
+import unicodedata
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import Any, Literal, TypeVar, cast
+
+from sqlalchemy import Table, Text, bindparam, func, select, type_coerce
+from sqlalchemy.engine import Connection
+
+from convostore.channels import ChannelInfo
+from convostore.config import BotConfig
+from convostore.db import create_engine, read_only, translate_errors
+from convostore.errors import InvalidInput, OperationError
+from convostore.models import ChatSessionModel, ConversationModel
+from convostore.schema import check_schema
+
+ExportFormat = Literal["json", "markdown"]
+FORMATS: tuple[ExportFormat, ...] = ("json", "markdown")
+EXTENSIONS: dict[ExportFormat, str] = {"json": ".json", "markdown": ".md"}
+
+_S = cast(Table, ChatSessionModel.__table__)
+_C = cast(Table, ConversationModel.__table__)
+_T = TypeVar("_T")
+
+FETCH_BATCH = 2000
+# Rendered text kept in memory per session before it is appended to the session's temporary file.
+_SPILL_BYTES = 256 * 1024
+
+# Session ids the store generates look like 2024-01-08_14-30-00_3600s or ...-2: lower case, so two
+# ids never differ only in case (the same file on Windows and macOS).
+_SAFE_SESSION_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,149}")
+_WINDOWS_RESERVED = frozenset(
+    {"con", "prn", "aux", "nul"} | {f"com{n}" for n in range(10)} | {f"lpt{n}" for n in range(10)}
+)
+
+
+# --- names -----------------------------------------------------------------------------------
+
+
+def _digest(value: str, length: int = 12) -> str:
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:length]
+
+
+def stored_channel(channel_id: str, name: str | None, channel_type: str | None) -> ChannelInfo:
+    """The :class:`ChannelInfo` of a channel as stored, whatever its columns hold.
+
+    Ids written by the store are decimal; an id that is not (imported or hand-written rows) is
+    replaced, for the file name only, by a decimal digest of it, and kept readable in the name.
+    """
+    kind: Literal["channel", "dm"] = "dm" if channel_type == "dm" else "channel"
+    text = channel_id.strip()
+    if text and text.isascii() and text.isdigit() and len(text) <= 64:
+        return ChannelInfo(text, name or "", kind)
+    substitute = str(int(_digest(channel_id, 15), 16))
+    return ChannelInfo(substitute, f"{name or ''} {channel_id}", kind)
+
+
+def safe_session_name(session_id: str) -> str:
+    """A file-name stem for ``session_id``: itself when it is plainly safe, else cleaned + hash.
+
+    The hashed form contains ``~``, which a plainly safe id never does, so the two kinds cannot
+    collide; the hash keeps different ids apart after cleaning.
+    """
+    if (
+        _SAFE_SESSION_ID.fullmatch(session_id)
+        and not session_id.endswith(".")
+        and ".." not in session_id
+        and session_id.split(".", 1)[0] not in _WINDOWS_RESERVED
+    ):
+        return session_id
+    cleaned = "".join(
+        char if char.isascii() and (char.isalnum() or char in "-_") else "-"
+        for char in unicodedata.normalize("NFKC", session_id).lower()
+    )
+    cleaned = re.sub(r"-{2,}", "-", cleaned).strip("-_")[:80] or "session"
+    return f"{cleaned}~{_digest(session_id)}"
+
+
+def _inside(root: Path, *parts: str) -> Path:
+    target = root.joinpath(*parts)
+    resolved = target.resolve()
+    if not resolved.is_relative_to(root):
+        raise OperationError(f"{target}: refusing to write outside the export directory {root}")
+    return resolved
+
+
+# --- dates ------------------------------------------------------------------------------------
+
+
+def parse_since(value: str | date | datetime) -> datetime:
+    """An ISO date (midnight UTC) or datetime (naive means UTC) as an aware UTC datetime."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime.combine(value, time(), UTC)
+    text = value.strip()
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return datetime.combine(date.fromisoformat(text), time(), UTC)
+        return parse_since(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    except ValueError:
+        raise InvalidInput(
+            f"{value!r} is not an ISO date or datetime such as 2026-01-31 or 2026-01-31T12:00"
+        ) from None
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat()
+
+
+# --- rendering --------------------------------------------------------------------------------
+
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode
+_MESSAGE_KEYS = (
+    "id",
+    "bot_name",
+    "channel_id",
+    "channel_name",
+    "channel_type",
+    "user_id",
+    "username",
+    "session_id",
+    "message_id",
+    "role",
+    "content",
+    "timestamp",
+    "metadata",
+)
+
+
+@dataclass(frozen=True)
+class ExportedSession:
+    """A session row with the channel it belongs to, as written at the top of its file."""
+
+    bot_name: str
+    channel: ChannelInfo
+    stored_channel_id: str
+    session_id: str
+    started_at: datetime
+    last_activity: datetime
+    message_count: int
+    is_active: bool
+
+    def header(self) -> dict[str, Any]:
+        return {
+            "bot": self.bot_name,
+            "session_id": self.session_id,
+            "channel_id": self.stored_channel_id,
+            "channel_name": self.channel.name,
+            "channel_type": self.channel.type,
+            "started_at": _iso(self.started_at),
+            "last_activity": _iso(self.last_activity),
+            "message_count": self.message_count,
+            "is_active": self.is_active,
+        }
+
+
+def _json_head(session: ExportedSession) -> str:
+    # The same bytes as json.dumps(document, indent=2, ensure_ascii=False), written piecewise
+    # so that messages can stream; a test holds the two equal.
+    lines = [f"  {_ENCODE(k)}: {_ENCODE(v)}," for k, v in session.header().items()]
+    return "{\n" + "\n".join(lines) + '\n  "messages": ['
+
+
+def _json_message(message: dict[str, Any], first: bool) -> str:
+    parts = []
+    for key in _MESSAGE_KEYS:
+        value = message[key]
+        if isinstance(value, dict | list) and value:
+            encoded = json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n      ")
+        else:
+            encoded = _ENCODE(value)
+        parts.append(f'      "{key}": {encoded}')
+    return ("\n    {\n" if first else ",\n    {\n") + ",\n".join(parts) + "\n    }"
+
+
+def _json_tail(messages: int) -> str:
+    return "]\n}\n" if messages == 0 else "\n  ]\n}\n"
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_LINE_BREAKS = re.compile(r"\r\n|\r|\u2028|\u2029|\x85")
+
+
+def visible(text: str) -> str:
+    """Line breaks unified and control characters shown as their Unicode pictures (e.g. ␛)."""
+    text = _LINE_BREAKS.sub("\n", text)
+    return _CONTROL.sub(lambda m: "\u2421" if m[0] == "\x7f" else chr(0x2400 + ord(m[0])), text)
+
+
+def _code_span(text: str) -> str:
+    """``text`` as one line of inline code, whatever backticks or line breaks it holds."""
+    flat = " ".join(visible(text).split()) or "(empty)"
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", flat)), default=0) + 1)
+    pad = " " if flat.startswith("`") or flat.endswith("`") else ""
+    return f"{fence}{pad}{flat}{pad}{fence}"
+
+
+def _when(at: datetime) -> str:
+    return f"{at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _markdown_head(session: ExportedSession) -> str:
+    channel = session.channel
+    where = "DM" if channel.is_dm else "Channel"
+    state = "open" if session.is_active else "closed"
+    return (
+        f"# {where} {_code_span(channel.name)}, session {_code_span(session.session_id)}\n\n"
+        f"- Bot: {_code_span(session.bot_name)}\n"
+        f"- {where} id: {_code_span(session.stored_channel_id)}\n"
+        f"- From {_when(session.started_at)} to {_when(session.last_activity)}\n"
+        f"- Messages: {session.message_count} (session {state})\n"
+    )
+
+
+def author(message: dict[str, Any], bot_name: str) -> str:
+    """Who wrote a message: its username, else the bot for its own replies, else the user id."""
+    username = str(message["username"] or "").strip()
+    if username:
+        return username
+    return bot_name if message["role"] == "assistant" else f"user {message['user_id']}"
+
+
+def _markdown_message(message: dict[str, Any], bot_name: str) -> str:
+    content = visible(str(message["content"]))
+    # A fence longer than any backtick run inside can never be closed by the content.
+    fence = "`" * max(3, max((len(r) for r in re.findall(r"`+", content)), default=0) + 1)
+    return (
+        f"\n## {_when(message['timestamp'])} · {_code_span(author(message, bot_name))}"
+        f" ({message['role']})\n\n{fence}text\n{content}\n{fence}\n"
+    )
+
+
+class _SessionFile:
+    """One session's file under construction: buffered, spilled to a temporary file."""
+
+    def __init__(self, target: Path, head: str) -> None:
+        self.target = target
+        self.chunks = [head]
+        self.size = len(head)
+        self.messages = 0
+        self.tmp: Path | None = None
+
+    def add(self, text: str) -> None:
+        self.chunks.append(text)
+        self.size += len(text)
+        self.messages += 1
+        if self.size >= _SPILL_BYTES:
+            self._spill()
+
+    def _spill(self) -> None:
+        if self.tmp is None:
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=self.target.parent, prefix=".", suffix=".tmp")
+            os.close(fd)
+            self.tmp = Path(name)
+        with self.tmp.open("a", encoding="utf-8", newline="\n") as out:
+            out.write("".join(self.chunks))
+        self.chunks, self.size = [], 0
+
+    def finish(self, tail: str) -> bool:
+        """Write the file into place if it changed; whether it was (re)written."""
+        self.chunks.append(tail)
+        self._spill()
+        assert self.tmp is not None
+        try:
+            if self.target.is_file() and filecmp.cmp(self.tmp, self.target, shallow=False):
+                return False
+            os.replace(self.tmp, self.target)
+            self.tmp = None
+            return True
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        if self.tmp is not None:
+            self.tmp.unlink(missing_ok=True)
+            self.tmp = None
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What one bot's export did."""
+
+    bot_name: str
+    directory: Path
+    sessions_written: int
+    sessions_unchanged: int
+    messages: int
+    channels: int
+
+    @property
+    def files(self) -> int:
+        """Files the export holds for the bot (written now or already up to date)."""
+        return self.sessions_written + self.sessions_unchanged
+
+
+ExportProgress = Callable[[int, int, int], None]
+"""``progress(sessions_done, messages_done, sessions_total)``, called after each channel."""
+
+
+def _message_columns(dialect: str) -> tuple[Any, ...]:
+    # On SQLite the stored text is parsed by datetime.fromisoformat, several times cheaper per row
+    # than the generic DATETIME processor (the same choice as the history read).
+    at = type_coerce(_C.c.timestamp, Text) if dialect == "sqlite" else _C.c.timestamp
+    return (*(_C.c[key] for key in _MESSAGE_KEYS[:11]), at, _C.c.metadata)
+
+
+def _timestamp(value: Any) -> datetime:
+    if isinstance(value, str):
+        return datetime.fromisoformat(value + "+00:00")
+    return cast(datetime, value).astimezone(UTC)
+
+
+def newest_channel_names(
+    connection: Connection, bot: str, channel_ids: Sequence[str]
+) -> dict[str, tuple[str, str]]:
+    """``{channel_id: (name, type)}`` from each channel's newest message (one index probe each)."""
+    query = (
+        select(_C.c.channel_name, _C.c.channel_type)
+        .where(_C.c.bot_name == bot, _C.c.channel_id == bindparam("channel"))
+        .order_by(_C.c.timestamp.desc(), _C.c.id.desc())
+        .limit(1)
+    )
+    names: dict[str, tuple[str, str]] = {}
+    for channel_id in channel_ids:
+        row = connection.execute(query, {"channel": channel_id}).first()
+        if row is not None:
+            names[channel_id] = (row[0], row[1])
+    return names
+
+
+async def read_bot_database(config: BotConfig, work: Callable[[Connection], _T]) -> _T:
+    """Run ``work`` on a read-only connection to the bot's database, errors translated.
+
+    ``work`` may commit to end its read transaction (and start a new one) as it goes.
+    """
+    where = config.safe_database_url
+    path = config.sqlite_path
+    if path is not None and not path.is_file():
+        raise OperationError(f"{path}: database file not found (bot {config.name})")
+    engine = create_engine(config.database_url, null_pool=True)
+    try:
+        with translate_errors(where):
+            async with read_only(engine).connect() as connection:
+                await check_schema(connection, where)
+                await connection.commit()
+                return await connection.run_sync(work)
+    finally:
+        await engine.dispose()
+
+
+def _os_error(exc: OSError, where: Path | str) -> OperationError:
+    if exc.errno == errno.ENOSPC:
+        return OperationError(f"{where}: no space left on the device; export incomplete")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return OperationError(f"{where}: export directory is not writable ({exc.strerror})")
+    return OperationError(f"{where}: cannot write the export: {exc.strerror or exc}")
+
+
+class _Export:
+    def __init__(
+        self,
+        config: BotConfig,
+        root: Path,
+        fmt: ExportFormat,
+        since: datetime | None,
+        progress: ExportProgress | None,
+    ) -> None:
+        self.bot = config.name
+        self.root = root
+        self.fmt = fmt
+        self.extension = EXTENSIONS[fmt]
+        self.since = since
+        self.progress = progress
+        self.written = self.unchanged = self.messages = self.channels = self.sessions_done = 0
+
+    def _session_filter(self) -> list[Any]:
+        clauses = [_S.c.bot_name == self.bot]
+        if self.since is not None:
+            clauses.append(_S.c.last_activity >= self.since)
+        return clauses
+
+    def run(self, connection: Connection) -> None:
+        total = int(
+            connection.execute(
+                select(func.count()).select_from(_S).where(*self._session_filter())
+            ).scalar_one()
+        )
+        channel_ids = [
+            row[0]
+            for row in connection.execute(
+                select(_S.c.channel_id)
+                .where(*self._session_filter())
+                .distinct()
+                .order_by(_S.c.channel_id)
+            )
+        ]
+        connection.commit()
+        for channel_id in channel_ids:
+            self._channel(connection, channel_id)
+            connection.commit()  # ends this channel's read transaction: no long snapshot
+            self.channels += 1
+            if self.progress is not None:
+                self.progress(self.sessions_done, self.messages, total)
+
+    def _channel(self, connection: Connection, channel_id: str) -> None:
+        name, kind = newest_channel_names(connection, self.bot, [channel_id]).get(
+            channel_id, ("", "channel")
+        )
+        channel = stored_channel(channel_id, name, kind)
+        folder = "dms" if channel.is_dm else "channels"
+        sessions = connection.execute(
+            select(
+                _S.c.session_id,
+                _S.c.started_at,
+                _S.c.last_activity,
+                _S.c.message_count,
+                _S.c.is_active,
+            )
+            .where(*self._session_filter(), _S.c.channel_id == channel_id)
+            .order_by(_S.c.started_at, _S.c.id)
+        ).all()
+        files: dict[str, _SessionFile] = {}
+        taken: set[str] = set()
+        for row in sessions:
+            session = ExportedSession(
+                self.bot, channel, channel_id, row[0], row[1], row[2], row[3], bool(row[4])
+            )
+            stem = safe_session_name(session.session_id)
+            if stem.lower() in taken:  # same stem twice in one folder (only if hashes collide)
+                stem = f"{stem}~{_digest(repr(session.session_id), 20)}"
+            taken.add(stem.lower())
+            target = _inside(self.root, self.bot, folder, channel.safe_name, stem + self.extension)
+            head = _json_head(session) if self.fmt == "json" else _markdown_head(session)
+            files[session.session_id] = _SessionFile(target, head)
+        if not files:
+            return
+        try:
+            self._messages(connection, channel_id, files)
+            for file in files.values():
+                tail = _json_tail(file.messages) if self.fmt == "json" else ""
+                if file.finish(tail):
+                    self.written += 1
+                else:
+                    self.unchanged += 1
+                self.messages += file.messages
+                self.sessions_done += 1
+        finally:
+            for file in files.values():
+                file.discard()
+
+    def _messages(
+        self, connection: Connection, channel_id: str, files: dict[str, _SessionFile]
+    ) -> None:
+        dialect = connection.dialect.name
+        query = (
+            select(*_message_columns(dialect))
+            .where(_C.c.bot_name == self.bot, _C.c.channel_id == channel_id)
+            .order_by(_C.c.timestamp, _C.c.id)
+        )
+        if self.since is not None and len(files) <= 500:
+            # only some sessions of the channel are exported: skip the other rows in SQL
+            query = query.where(_C.c.session_id.in_(list(files)))
+        result = connection.execution_options(yield_per=FETCH_BATCH).execute(query)
+        for row in result:
+            file = files.get(row[7])
+            if file is None:
+                continue
+            message = dict(zip(_MESSAGE_KEYS, row, strict=True))
+            message["timestamp"] = _timestamp(message["timestamp"])
+            if self.fmt == "json":
+                message["timestamp"] = _iso(message["timestamp"])
+                file.add(_json_message(message, first=file.messages == 0))
+            else:
+                file.add(_markdown_message(message, self.bot))
+
+
+def _prepare(out: Path, bot: str) -> Path:
+    """The resolved export root, with the bot's folder created and shown to be writable."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        root = out.resolve(strict=True)
+        folder = _inside(root, bot)
+        folder.mkdir(exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise _os_error(exc, out) from exc
+    return root
+
+
+async def export_bot(
+    config: BotConfig,
+    out: str | os.PathLike[str],
+    *,
+    fmt: ExportFormat = "json",
+    since: str | date | datetime | None = None,
+    progress: ExportProgress | None = None,
+) -> ExportResult:
+    """Export the bot's sessions (last active on or after ``since``) under ``out/{bot}/``.
+
+    The work is plain blocking file IO interleaved with database reads; it is meant for a
+    command or a worker thread, not for a bot's event loop.
+    """
+    if fmt not in FORMATS:
+        raise InvalidInput(f"unknown export format {fmt!r}; use json or markdown")
+    since_at = None if since is None else parse_since(since)
+    root = _prepare(Path(out), config.name)
+    job = _Export(config, root, fmt, since_at, progress)
+    try:
+        await read_bot_database(config, job.run)
+    except OSError as exc:
+        raise _os_error(exc, getattr(exc, "filename", None) or root) from exc
+    return ExportResult(
+        config.name, root / config.name, job.written, job.unchanged, job.messages, job.channels
+    )
+
+
+def iter_export_files(directory: Path) -> Iterator[Path]:
+    """The session files under an export directory (for checks and tests)."""
+    for path in sorted(directory.rglob("*")):
+        if path.is_file() and not path.name.startswith("."):
+            yield path
