@@ -245,7 +245,7 @@ class _Resolver:
             except discord.RateLimited as exc:
                 self.rate_limit_waits += 1
                 logger.warning(
-                    "Discord rate limit on %s %s: waiting %.1f s", what, id_, exc.retry_after
+                    "Discord rate limit on %s %s: waiting %.2f s", what, id_, exc.retry_after
                 )
                 await self.sleep(exc.retry_after)
         raise OperationError(
