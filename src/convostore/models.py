@@ -3,7 +3,8 @@
 Column names, CHECK constraints and the four original index names follow the storage plan; the
 additions are the two unique keys, the foreign key that ties messages to their session, a
 covering index for "newest N messages of a channel", the partial unique index that allows one open
-session per bot and channel, and the ``source`` marker of imported rows.
+session per bot and channel, the ``source`` marker of imported rows, and ``legacy_imports``, the
+ledger of legacy JSON imports.
 """
 
 from __future__ import annotations
@@ -136,5 +137,22 @@ class ConversationModel(Base):
         Index("idx_conversations_bot_channel", "bot_name", "channel_id"),
         Index("idx_conversations_session", "session_id"),
         Index("idx_conversations_bot_channel_time", "bot_name", "channel_id", "timestamp", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+
+class LegacyImportModel(Base):
+    """A row of ``legacy_imports``: one finished import of a bot's legacy JSON files."""
+
+    __tablename__ = "legacy_imports"
+
+    id: Mapped[int] = mapped_column(_PrimaryKey, primary_key=True, autoincrement=True)
+    bot_name: Mapped[str] = mapped_column(Text)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    data_dir: Mapped[str] = mapped_column(Text)
+    messages: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (
+        Index("idx_legacy_imports_bot", "bot_name", "finished_at"),
         {"sqlite_autoincrement": True},
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -12,12 +13,13 @@ from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from convostore.channels import ChannelInfo
 from convostore.config import BotConfig
 from convostore.db import Transactions, create_engine, read_only, translate_errors
 from convostore.errors import ConfigError, InvalidInput, StorageError
+from convostore.legacy.transition import legacy_history, pending_legacy_files
 from convostore.records import ChatSession, StoredMessage
 from convostore.repositories import MessageRepository, SessionRepository
 from convostore.schema import check_schema
@@ -92,6 +94,23 @@ def _metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
     return copy
 
 
+async def _warn_of_legacy_files(config: BotConfig, connection: AsyncConnection) -> None:
+    try:
+        pending = await pending_legacy_files(config, connection)
+    except OSError as exc:
+        logger.warning("%s: cannot look for legacy files: %s", config.legacy.dir, exc.strerror)
+        return
+    if pending:
+        logger.warning(
+            "bot %s: %d legacy JSON file(s) under %s are not imported yet; run "
+            "`convostore migrate-legacy --bot %s` (or `alembic upgrade head`)",
+            config.name,
+            len(pending),
+            config.legacy.dir,
+            config.name,
+        )
+
+
 class BotStore:
     """One bot's view of the conversation database; it never reads or writes other bots' rows."""
 
@@ -119,6 +138,7 @@ class BotStore:
             with translate_errors(config.safe_database_url):
                 async with read_only(engine).connect() as connection:
                     await check_schema(connection, config.safe_database_url)
+                    await _warn_of_legacy_files(config, connection)
             store = cls(config, engine)
             yield store
         finally:
@@ -266,7 +286,11 @@ class BotStore:
             rows.reverse()
             return rows
 
-        return await self._read(work)
+        rows = await self._read(work)
+        if not rows and session_id is None and self.config.legacy.read_fallback:
+            # Not imported yet: serve the JSON files, read-only, as the import would store them.
+            return await asyncio.to_thread(legacy_history, self.config, channel, count, user)
+        return rows
 
     async def current_session(self, channel: ChannelInfo) -> ChatSession | None:
         """The session open in the database for the channel, whatever the clock says."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import sqlite3
 import tempfile
 from collections import defaultdict
@@ -44,7 +45,7 @@ from convostore.legacy.reader import (
     read_file,
     scan,
 )
-from convostore.models import ChatSessionModel, ConversationModel
+from convostore.models import ChatSessionModel, ConversationModel, LegacyImportModel
 from convostore.sessions import base_session_id, fits_session, unique_session_id
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ UNATTRIBUTABLE = "unattributable"
 _BATCH = 5000
 _conversations: Table = ConversationModel.__table__  # type: ignore[assignment]
 _sessions: Table = ChatSessionModel.__table__  # type: ignore[assignment]
+_ledger: Table = LegacyImportModel.__table__  # type: ignore[assignment]
 
 
 def channel_placeholder(channel_id: str) -> str:
@@ -457,6 +459,22 @@ class LegacyImport:
             config = self.config_for(bot)
             assert config is not None
             writer.write_bot(bot, config)
+        writer._flush()
+        if not self.dry_run and bots:
+            # The ledger tells stores and `convostore doctor` which files are newer than the import.
+            finished = datetime.now(UTC)
+            connection.execute(
+                _ledger.insert(),
+                [
+                    {
+                        "bot_name": bot,
+                        "finished_at": finished,
+                        "data_dir": os.pathsep.join(str(d) for d in self.data_dirs),
+                        "messages": self.report.bot(bot).records["imported"],
+                    }
+                    for bot in bots
+                ],
+            )
         writer.finish()
 
 

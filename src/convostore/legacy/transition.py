@@ -1,0 +1,163 @@
+"""The move from JSON files to the database: find files not yet imported, serve them read-only.
+
+``pending_legacy_files`` tells a store (and ``convostore doctor``) that a bot still has legacy
+history outside the database; ``legacy_history`` serves it, when ``legacy.read_fallback`` is on,
+for a conversation that has no rows in the database yet.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Table, func, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from convostore.channels import ChannelInfo
+from convostore.config import BotConfig
+from convostore.legacy.importer import (
+    LegacyImport,
+    synthetic_message_id,
+    to_utc,
+    user_placeholder,
+)
+from convostore.legacy.reader import SHARED_DIR, SHARED_INDEX, LegacyFile, read_file
+from convostore.models import LegacyImportModel
+from convostore.records import StoredMessage
+
+_ledger: Table = LegacyImportModel.__table__  # type: ignore[assignment]
+
+
+def legacy_files(config: BotConfig) -> list[Path]:
+    """The legacy files that may hold the bot's history: its own folders and the shared files."""
+    root = Path(config.legacy.dir).expanduser()
+    shared = root / SHARED_DIR
+    found: list[Path] = []
+    for folder in (shared / config.name, root / config.name):
+        if folder.is_dir():
+            found.extend(p for p in folder.iterdir() if p.suffix == ".json" and p.is_file())
+    if shared.is_dir():
+        found.extend(p for p in shared.iterdir() if p.suffix == ".json" and p.is_file())
+    return sorted(found)
+
+
+def _last_import(connection: Connection, bot: str) -> datetime | None:
+    finished = connection.execute(
+        select(func.max(_ledger.c.finished_at)).where(_ledger.c.bot_name == bot)
+    ).scalar()
+    if finished is None:
+        return None
+    if isinstance(finished, str):  # SQLite aggregates lose the column type
+        finished = datetime.fromisoformat(finished)
+    return finished.replace(tzinfo=UTC) if finished.tzinfo is None else finished
+
+
+async def pending_legacy_files(config: BotConfig, connection: AsyncConnection) -> list[Path]:
+    """Legacy files of the bot that the database does not hold yet.
+
+    Never imported for the bot: every file. Otherwise the files saved after the last import
+    finished (an old bot still writing JSON after the switch).
+    """
+    files = legacy_files(config)
+    if not files:
+        return []
+    finished = await connection.run_sync(_last_import, config.name)
+    if finished is None:
+        return files
+    cutoff = finished.timestamp()
+    return [p for p in files if p.stat().st_mtime > cutoff]
+
+
+def legacy_history(
+    config: BotConfig, channel: ChannelInfo, limit: int, user_id: str | None
+) -> list[StoredMessage]:
+    """The newest ``limit`` legacy records of the bot in ``channel``, oldest first (read-only).
+
+    Records are routed, deduplicated and converted as the import would; they carry ``id`` 0 and
+    ``session_id`` ``"legacy"`` because they are not stored.
+    """
+    root = Path(config.legacy.dir).expanduser()
+    shared = root / SHARED_DIR
+    prefix = f"{channel.id}_"
+    candidates: list[LegacyFile] = []
+    for era, bot, folder in (
+        (2, config.name, shared / config.name),
+        (0, config.name, root / config.name),
+    ):
+        if folder.is_dir():
+            candidates += [
+                LegacyFile(p, p.relative_to(root).as_posix(), era, bot)  # type: ignore[arg-type]
+                for p in sorted(folder.glob(f"{prefix}*.json"))
+            ]
+    if shared.is_dir():
+        candidates += [
+            LegacyFile(p, p.relative_to(root).as_posix(), 1, None)
+            for p in [*sorted(shared.glob(f"{prefix}*.json")), shared / SHARED_INDEX]
+            if p.is_file()
+        ]
+    zone = ZoneInfo(config.legacy.timezone)
+    found: dict[str, tuple[datetime, dict[str, Any]]] = {}
+    for file in candidates:
+        parsed = read_file(file)
+        for conversation in parsed.conversations:
+            if conversation.channel_id != channel.id:
+                continue
+            if user_id is not None and conversation.user_id != user_id:
+                continue
+            shared_bots = list(
+                dict.fromkeys(
+                    [
+                        *conversation.participants,
+                        *(
+                            r.bot_name
+                            for r in conversation.records
+                            if r.role == "assistant" and r.bot_name
+                        ),
+                    ]
+                )
+            )
+            for record in conversation.records:
+                if config.name not in LegacyImport._targets(file, shared_bots, record):
+                    continue
+                at = to_utc(record.timestamp, zone)
+                message_id = record.message_id or synthetic_message_id(
+                    channel.id,
+                    conversation.user_id,
+                    record.role,
+                    record.content,
+                    at.strftime("%Y-%m-%dT%H:%M:%S.%f"),
+                )
+                if message_id in found and found[message_id][0] <= at:
+                    continue
+                found[message_id] = (
+                    at,
+                    {
+                        "user_id": conversation.user_id,
+                        "username": record.username or user_placeholder(conversation.user_id),
+                        "role": record.role,
+                        "content": record.content,
+                        "metadata": record.metadata,
+                    },
+                )
+    newest = sorted(found.items(), key=lambda item: item[1][0])[-limit:] if limit else []
+    return [
+        StoredMessage(
+            id=0,
+            bot_name=config.name,
+            channel_id=channel.id,
+            channel_name=channel.name,
+            channel_type=channel.type,
+            user_id=values["user_id"],
+            username=values["username"],
+            session_id="legacy",
+            message_id=message_id,
+            role=values["role"],
+            content=values["content"],
+            timestamp=at,
+            metadata=values["metadata"],
+        )
+        for message_id, (at, values) in newest
+    ]

@@ -1,0 +1,92 @@
+"""The transition: a store warns of legacy files not imported, and can serve them read-only."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from convostore import BotConfig, BotStore, ChannelInfo
+from convostore.config import LegacyConfig
+from convostore.legacy.run import migrate_legacy
+from tests.conftest import ConfigFactory
+from tests.legacy.tree import BIG, C1, C2, EXOTIC, M1, U1, U2, messy_tree
+
+GENERAL = ChannelInfo.channel(channel_id=C1, name="general")
+
+
+@pytest.fixture
+def config(make_config: ConfigFactory, tmp_path: Path) -> BotConfig:
+    messy_tree(tmp_path / "legacy")
+    base = make_config("sage")
+    legacy = LegacyConfig(
+        dir=str(tmp_path / "legacy"), timezone="Europe/Berlin", read_fallback=True
+    )
+    return base.model_copy(update={"legacy": legacy})
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+async def test_open_warns_once_until_the_files_are_imported(
+    config: BotConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="convostore")
+    async with BotStore.open(config):
+        pass
+    (warning,) = warnings_of(caplog)
+    assert "not imported yet" in warning and "convostore migrate-legacy --bot sage" in warning
+    caplog.clear()
+    await asyncio.to_thread(migrate_legacy, {"sage": config}, only_bot="sage")
+    async with BotStore.open(config):
+        pass
+    assert warnings_of(caplog) == []
+    # The old bot saved a file after the import: the store says so again.
+    newer = Path(config.legacy.dir) / "multi_bot_conversations" / "sage" / f"{C1}_{U1}.json"
+    later = time.time() + 10 * 365 * 86400
+    os.utime(newer, (later, later))
+    async with BotStore.open(config):
+        pass
+    assert len(warnings_of(caplog)) == 1
+
+
+async def test_no_warning_without_legacy_files(
+    make_config: ConfigFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="convostore")
+    async with BotStore.open(make_config("sage")):
+        pass
+    assert warnings_of(caplog) == []
+
+
+async def test_history_falls_back_to_the_files_until_the_database_has_rows(
+    config: BotConfig,
+) -> None:
+    async with BotStore.open(config) as store:
+        served = await store.history(GENERAL)
+        assert [m.content for m in served] == [BIG, "first", "second", "claims spark", EXOTIC]
+        assert served[1].message_id == str(M1)
+        assert served[1].timestamp == datetime(2025, 7, 8, 12, 58, 16, 123456, tzinfo=UTC)
+        assert all(m.session_id == "legacy" and m.id == 0 for m in served)
+        assert [m.content for m in await store.history(GENERAL, limit=1)] == [served[-1].content]
+        # Shared files are split as the import splits them; the copy stored twice counts once.
+        shared = ChannelInfo.channel(channel_id=C2, name="help")
+        assert [m.content for m in await store.history(shared)] == ["question", "sage answer"]
+        assert await store.history(shared, user_id=U1) == []
+        assert len(await store.history(shared, user_id=U2)) == 2
+        await store.add_message(
+            GENERAL, user_id=U1, username="alice", role="user", content="now in the database"
+        )
+        assert [m.content for m in await store.history(GENERAL)] == ["now in the database"]
+
+
+async def test_no_fallback_unless_configured(make_config: ConfigFactory, tmp_path: Path) -> None:
+    messy_tree(tmp_path / "legacy")
+    async with BotStore.open(make_config("sage")) as store:
+        assert await store.history(GENERAL) == []
