@@ -17,6 +17,7 @@ from rich.table import Table
 from convostore.config import BotConfig, load_configs
 from convostore.errors import OperationError
 from convostore.ops.browse import (
+    BotStats,
     ChannelSummary,
     bot_stats,
     human_age,
@@ -28,7 +29,7 @@ from convostore.ops.browse import (
 from convostore.ops.export import FORMATS, author, export_bot, parse_since, visible
 
 # Long names would otherwise stretch or wrap the tables; the full name is in the export.
-_NAME_WIDTH = 40
+_NAME_WIDTH = 24
 
 
 def _configs(args: argparse.Namespace) -> list[BotConfig]:
@@ -113,24 +114,39 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _days(first: datetime | None, last: datetime | None) -> str:
+    """A compact span: the day and hours when both ends fall on one day, else the two days."""
+    if first is None or last is None:
+        return "-"
+    if first.date() == last.date():
+        return f"{first:%Y-%m-%d %H:%M}-{last:%H:%M}"
+    return f"{first:%Y-%m-%d} → {last:%Y-%m-%d}"
+
+
 def _print_channels(console: Console, bot: str, channels: list[ChannelSummary]) -> None:
-    console.print(f"[bold]{escape(bot)}[/]")
     if not channels:
-        console.print("  no conversations stored")
+        console.print(f"[bold]{escape(bot)}[/]: no conversations stored")
         return
-    table = Table(show_edge=False)
-    for column in ("type", "channel", "id", "sessions", "messages", "first → last message"):
-        table.add_column(column, justify="right" if column in ("sessions", "messages") else "left")
-    for c in channels:
-        table.add_row(
-            c.type,
-            _short(c.name),
-            c.channel_id,
-            str(c.sessions),
-            f"{c.messages:,}",
-            _span(c.first_message, c.last_message),
-        )
-    console.print(table)
+    for kind, title in (("channel", "channels"), ("dm", "DMs")):
+        chosen = [c for c in channels if c.type == kind]
+        if not chosen:
+            continue
+        console.print(f"[bold]{escape(bot)}[/] {title} ({len(chosen)})")
+        table = Table(show_edge=False)
+        table.add_column("name", max_width=_NAME_WIDTH, overflow="ellipsis", no_wrap=True)
+        table.add_column("id", no_wrap=True)
+        table.add_column("sessions", justify="right")
+        table.add_column("messages", justify="right")
+        table.add_column("active (UTC)", no_wrap=True)
+        for c in chosen:
+            table.add_row(
+                _short(c.name),
+                c.channel_id,
+                f"{c.sessions:,}",
+                f"{c.messages:,}",
+                _days(c.first_message, c.last_message),
+            )
+        console.print(table)
 
 
 def cmd_browse(args: argparse.Namespace) -> int:
@@ -185,44 +201,46 @@ def cmd_browse(args: argparse.Namespace) -> int:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     console = Console()
+    everything = [asyncio.run(bot_stats(config)) for config in _configs(args)]
+    # One column per bot: a handful of bots fit in 80 columns, the long dates do not fit in rows.
     table = Table(show_edge=False)
-    columns = ("bot", "messages", "channels", "DMs", "sessions open", "closed", "first", "last")
-    for column in columns:
-        table.add_column(column, justify="left" if column in ("bot", "first", "last") else "right")
-    databases: dict[str, list[str]] = {}
-    details: dict[str, tuple[str, str]] = {}
-    for config in _configs(args):
-        stats = asyncio.run(bot_stats(config))
-        table.add_row(
-            escape(stats.bot_name),
-            f"{stats.messages:,}",
-            str(stats.channels),
-            str(stats.dms),
-            str(stats.sessions_active),
-            str(stats.sessions_closed),
-            _when(stats.first_activity),
-            _when(stats.last_activity),
-        )
-        db = stats.database
-        databases.setdefault(db.url, []).append(stats.bot_name)
-        size = f"{human_size(db.size_bytes)}"
+    table.add_column("")
+    for stats in everything:
+        table.add_column(escape(stats.bot_name), justify="right", no_wrap=True)
+
+    def row(label: str, values: list[str]) -> None:
+        table.add_row(label, *values)
+
+    row("messages", [f"{s.messages:,}" for s in everything])
+    row("channels", [f"{s.channels:,}" for s in everything])
+    row("DMs", [f"{s.dms:,}" for s in everything])
+    row("open sessions", [f"{s.sessions_active:,}" for s in everything])
+    row("closed sessions", [f"{s.sessions_closed:,}" for s in everything])
+    row("first activity (UTC)", [_when(s.first_activity) for s in everything])
+    row("last activity (UTC)", [_when(s.last_activity) for s in everything])
+    console.print(table)
+
+    databases: dict[str, list[BotStats]] = {}
+    for stats in everything:
+        databases.setdefault(stats.database.url, []).append(stats)
+    for url, sharing in databases.items():
+        db = sharing[0].database
+        size = human_size(db.size_bytes)
         if db.backend == "sqlite":
             size += f", WAL {human_size(db.wal_bytes)}"
         else:
-            size += ", " + ", ".join(f"{t} {human_size(n)}" for t, n in db.tables.items())
-        if stats.backup is None:
-            backup = "[yellow]no backup found[/]"
+            size += " (" + ", ".join(f"{t} {human_size(n)}" for t, n in db.tables.items()) + ")"
+        bots = ", ".join(s.bot_name for s in sharing)
+        console.print(f"[bold]database[/] {escape(url)} ({escape(bots)}): {size}", soft_wrap=True)
+        backup = sharing[0].backup
+        if backup is None:
+            console.print("  [yellow]no backup found[/]")
         else:
-            kind = "verified backup" if stats.backup.verified else "backup (not verified)"
-            backup = (
-                f"newest {kind} {human_age(stats.backup.age)} old: {escape(str(stats.backup.path))}"
+            kind = "verified backup" if backup.verified else "backup (not verified)"
+            console.print(
+                f"  newest {kind}: {human_age(backup.age)} old, {escape(str(backup.path))}",
+                soft_wrap=True,
             )
-        details[db.url] = (size, backup)
-    console.print(table)
-    for url, bots in databases.items():
-        size, backup = details[url]
-        console.print(f"[bold]{escape(url)}[/] ({', '.join(bots)}): {size}", soft_wrap=True)
-        console.print(f"  {backup}", soft_wrap=True)
     return 0
 
 

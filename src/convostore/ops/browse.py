@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -104,8 +105,16 @@ def _channels(connection: Connection, bot: str) -> list[ChannelSummary]:
                 last,
             )
         )
-    summaries.sort(key=lambda c: (c.type != "channel", c.name.casefold(), c.channel_id))
+    summaries.sort(key=lambda c: (c.type != "channel", _natural(c.name), c.channel_id))
     return summaries
+
+
+def _natural(name: str) -> list[tuple[int, str]]:
+    """Sort key that puts general-2 before general-10."""
+    return [
+        (int(part), "") if part.isdigit() else (-1, part)
+        for part in re.split(r"(\d+)", name.casefold())
+    ]
 
 
 async def list_channels(config: BotConfig) -> list[ChannelSummary]:

@@ -388,7 +388,7 @@ def _os_error(exc: OSError, where: Path | str) -> OperationError:
         return OperationError(f"{where}: no space left on the device; export incomplete")
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return OperationError(f"{where}: export directory is not writable ({exc.strerror})")
-    return OperationError(f"{where}: cannot write the export: {exc.strerror or exc}")
+    return OperationError(f"{where}: cannot write the export directory: {exc.strerror or exc}")
 
 
 class _Export:
