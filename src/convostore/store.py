@@ -19,7 +19,7 @@ from convostore.channels import ChannelInfo
 from convostore.config import BotConfig
 from convostore.db import Transactions, create_engine, read_only, translate_errors
 from convostore.errors import ConfigError, InvalidInput, StorageError
-from convostore.legacy.transition import legacy_history, pending_legacy_files
+from convostore.legacy.transition import legacy_history, unimported_files
 from convostore.records import ChatSession, StoredMessage
 from convostore.repositories import MessageRepository, SessionRepository
 from convostore.schema import check_schema
@@ -96,7 +96,7 @@ def _metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
 
 async def _warn_of_legacy_files(config: BotConfig, connection: AsyncConnection) -> None:
     try:
-        pending = await pending_legacy_files(config, connection)
+        pending = await unimported_files(config, connection)
     except OSError as exc:
         logger.warning("%s: cannot look for legacy files: %s", config.legacy.dir, exc.strerror)
         return

@@ -1,6 +1,6 @@
 """The move from JSON files to the database: find files not yet imported, serve them read-only.
 
-``pending_legacy_files`` tells a store (and ``convostore doctor``) that a bot still has legacy
+``unimported_files`` tells a store (and ``convostore doctor``) that a bot still has legacy
 history outside the database; ``legacy_history`` serves it, when ``legacy.read_fallback`` is on,
 for a conversation that has no rows in the database yet.
 """
@@ -55,7 +55,7 @@ def _last_import(connection: Connection, bot: str) -> datetime | None:
     return finished.replace(tzinfo=UTC) if finished.tzinfo is None else finished
 
 
-async def pending_legacy_files(config: BotConfig, connection: AsyncConnection) -> list[Path]:
+async def unimported_files(config: BotConfig, connection: AsyncConnection) -> list[Path]:
     """Legacy files of the bot that the database does not hold yet.
 
     Never imported for the bot: every file. Otherwise the files saved after the last import
