@@ -15,7 +15,7 @@ from rich.table import Table
 from convostore.config import BotConfig, load_configs
 from convostore.errors import OperationError
 from convostore.ops.backup import Verification, backup_bot, restore_sqlite, verify_sqlite
-from convostore.ops.retention import cleanup, close_sessions, parse_age
+from convostore.ops.retention import SpaceReclaimed, cleanup, close_sessions, parse_age
 
 
 def _configs(args: argparse.Namespace) -> list[BotConfig]:
@@ -123,6 +123,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
                     older_than=older_than,
                     dry_run=args.dry_run,
                     progress=functools.partial(progress.advance, task),
+                    vacuum=args.vacuum,
                 )
             )
         cutoffs = ", ".join(
@@ -152,7 +153,24 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
                 f"{config.name}: deleted {result.sessions} sessions, "
                 f"{result.messages} messages ({cutoffs})"
             )
+            if result.space is not None:
+                _print_space(console, config.name, result.space)
     return 0
+
+
+def _print_space(console: Console, bot: str, space: SpaceReclaimed) -> None:
+    if space.bytes_before is None or space.bytes_after is None:
+        console.print(f"{bot}: {space.method} done")
+        return
+    sizes = f"{space.bytes_before / 1e6:.1f} MB -> {space.bytes_after / 1e6:.1f} MB"
+    if space.method == "none":
+        console.print(
+            f"{bot}: database file {sizes}: the file was created without auto_vacuum, so it "
+            "keeps its size (freed pages are reused); stop the bots and run "
+            "`convostore cleanup --vacuum` once to shrink it"
+        )
+    else:
+        console.print(f"{bot}: database file {sizes} ({space.method})")
 
 
 def cmd_close_sessions(args: argparse.Namespace) -> int:
@@ -180,6 +198,12 @@ def register(subparsers: Any) -> None:
     )
     clean.add_argument("--older-than", default=None, metavar="AGE", help="e.g. 90d, 12h, 2w")
     clean.add_argument("--dry-run", action="store_true", help="list what would go, delete nothing")
+    clean.add_argument(
+        "--vacuum",
+        action="store_true",
+        help="then rewrite the SQLite file with VACUUM (stop the bots; needs free disk space "
+        "the size of the file); PostgreSQL: VACUUM ANALYZE",
+    )
     clean.set_defaults(handler=cmd_cleanup)
     close = subparsers.add_parser("close-sessions", help="close sessions past their gap/timeout")
     close.set_defaults(handler=cmd_close_sessions)

@@ -2,14 +2,23 @@
 
 Deletion runs in batches, one short transaction each, so bots writing to the same SQLite file
 wait at most one batch for the write lock. Only the configured bot's rows are ever touched.
+
+Disk space (SQLite): a file created with ``auto_vacuum = INCREMENTAL`` (every file ``alembic
+upgrade`` creates) gets its freed pages back with ``PRAGMA incremental_vacuum``, in short
+transactions of :data:`VACUUM_PAGES_PER_STEP` pages, then a WAL checkpoint shrinks the files. An
+older file without it keeps its size unless ``vacuum=True`` rewrites it with ``VACUUM`` (which also
+turns ``auto_vacuum`` on for later cleanups).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, delete, exists, func, or_, select, text, tuple_
@@ -19,13 +28,15 @@ from sqlalchemy.sql.expression import Exists
 
 from convostore.config import BotConfig
 from convostore.db import Transactions, create_engine, translate_errors
-from convostore.errors import InvalidInput
+from convostore.errors import InvalidInput, OperationError
 from convostore.models import ChatSessionModel, ConversationModel
 
 _S = cast(Table, ChatSessionModel.__table__)
 _C = cast(Table, ConversationModel.__table__)
 
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "w": 7 * 86400}
+# About 8 MB of 4 KiB pages per transaction: bots wait for the write lock a few ms at a time.
+VACUUM_PAGES_PER_STEP = 2000
 
 
 def parse_age(value: str) -> timedelta:
@@ -46,6 +57,15 @@ class DoomedSession:
 
 
 @dataclass(frozen=True)
+class SpaceReclaimed:
+    """How the database gave disk space back, and its size (file + WAL) before and after."""
+
+    method: str  # "incremental_vacuum", "VACUUM", "auto_vacuum full", "none" or "VACUUM ANALYZE"
+    bytes_before: int | None = None
+    bytes_after: int | None = None
+
+
+@dataclass(frozen=True)
 class CleanupResult:
     bot_name: str
     cutoffs: dict[str, datetime | None]
@@ -53,6 +73,52 @@ class CleanupResult:
     messages: int
     dry_run: bool
     doomed: tuple[DoomedSession, ...] = ()
+    space: SpaceReclaimed | None = None
+
+
+def _file_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
+
+
+def reclaim_sqlite_space(
+    path: Path, *, vacuum: bool = False, before: int | None = None
+) -> SpaceReclaimed:
+    """Give the free pages of a SQLite file back to the file system (see the module docstring)."""
+    before = _file_bytes(path) if before is None else before
+    try:
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+        try:
+            mode = int(conn.execute("PRAGMA auto_vacuum").fetchone()[0])
+            if vacuum:
+                if mode != 2:
+                    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+                conn.execute("VACUUM")
+                method = "VACUUM"
+            elif mode == 2:
+                method = "incremental_vacuum"
+                free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+                while free:
+                    # executescript steps the pragma to its end: execute() would free one page.
+                    conn.executescript(
+                        "BEGIN IMMEDIATE; "
+                        f"PRAGMA incremental_vacuum({VACUUM_PAGES_PER_STEP}); COMMIT;"
+                    )
+                    left = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+                    if left >= free:
+                        break
+                    free = left
+            else:
+                method = "auto_vacuum full" if mode == 1 else "none"
+            # The file shrinks when the WAL is checkpointed; do not wait long for readers.
+            conn.execute("PRAGMA busy_timeout = 200")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise OperationError(
+            f"{path}: the rows are deleted but giving disk space back failed: {exc}"
+        ) from exc
+    return SpaceReclaimed(method, before, _file_bytes(path))
 
 
 def cutoffs_for(
@@ -125,13 +191,23 @@ async def cleanup(
     now: datetime | None = None,
     batch_size: int = 500,
     progress: Callable[[int], None] | None = None,
+    vacuum: bool = False,
 ) -> CleanupResult:
-    """Delete (or with ``dry_run`` list) the bot's sessions older than the cutoffs."""
+    """Delete (or with ``dry_run`` list) the bot's sessions older than the cutoffs.
+
+    After a deletion, SQLite files give the space back (``vacuum`` rewrites the whole file, even
+    when nothing was deleted); on PostgreSQL ``vacuum`` runs ``VACUUM ANALYZE`` on both tables.
+    """
     now = (now or datetime.now(UTC)).astimezone(UTC)
     cutoffs = cutoffs_for(config, older_than, now)
     bot = config.name
+    path = config.sqlite_path
+    before = _file_bytes(path) if path is not None and path.exists() and not dry_run else None
     if cutoffs["channel"] is None and cutoffs["dm"] is None:
-        return CleanupResult(bot, cutoffs, 0, 0, dry_run)
+        if not vacuum or dry_run:
+            return CleanupResult(bot, cutoffs, 0, 0, dry_run)
+        space = await _reclaim(config, vacuum=True, before=before)
+        return CleanupResult(bot, cutoffs, 0, 0, dry_run, space=space)
     engine = create_engine(config.database_url, null_pool=True)
     transactions = Transactions(engine)
     where = f"cleanup of {bot} on {config.safe_database_url}"
@@ -178,12 +254,28 @@ async def cleanup(
                 messages += gone
                 if progress is not None:
                     progress(done)
-            if sessions and engine.url.get_backend_name() == "sqlite":
-                await transactions.write(lambda c: c.execute(text("PRAGMA incremental_vacuum")))
-            return CleanupResult(bot, cutoffs, sessions, messages, False)
     finally:
         await transactions.close()
         await engine.dispose()
+    space = await _reclaim(config, vacuum=vacuum, before=before) if sessions or vacuum else None
+    return CleanupResult(bot, cutoffs, sessions, messages, False, space=space)
+
+
+async def _reclaim(config: BotConfig, *, vacuum: bool, before: int | None) -> SpaceReclaimed | None:
+    path = config.sqlite_path
+    if path is not None:
+        return await asyncio.to_thread(reclaim_sqlite_space, path, vacuum=vacuum, before=before)
+    if not vacuum:
+        return None  # autovacuum makes the space reusable
+    engine = create_engine(config.database_url, null_pool=True)
+    try:
+        with translate_errors(f"VACUUM on {config.safe_database_url}"):
+            async with engine.connect() as connection:
+                await connection.execution_options(isolation_level="AUTOCOMMIT")
+                await connection.execute(text("VACUUM (ANALYZE) conversations, sessions"))
+    finally:
+        await engine.dispose()
+    return SpaceReclaimed("VACUUM ANALYZE")
 
 
 async def close_sessions(config: BotConfig, now: datetime | None = None) -> int:
