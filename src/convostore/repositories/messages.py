@@ -75,46 +75,6 @@ _NEWEST = {
 }
 
 
-def to_record(row: Sequence[Any]) -> StoredMessage:
-    """A record from a row of ``_COLUMNS``, in that order."""
-    id_, bot, channel, name, kind, user, username, session, message, role, content, at, meta = row
-    return StoredMessage(
-        id_,
-        bot,
-        channel,
-        name,
-        kind,
-        user,
-        username,
-        session,
-        message,
-        role,
-        content,
-        at,
-        None if meta is None else dict(meta),
-    )
-
-
-def _sqlite_record(row: Sequence[Any]) -> StoredMessage:
-    """A record from a row of ``_SQLITE_COLUMNS``, in that order."""
-    id_, bot, channel, name, kind, user, username, session, message, role, content, at, meta = row
-    return StoredMessage(
-        id_,
-        bot,
-        channel,
-        name,
-        kind,
-        user,
-        username,
-        session,
-        message,
-        role,
-        content,
-        datetime.fromisoformat(at + _UTC_SUFFIX),
-        None if meta is None else dict(meta),
-    )
-
-
 def _pysqlite_newest(by_user: bool, by_session: bool) -> str:
     # The query of ``_newest`` (same index, same order) without bot_name and channel_id, which the
     # WHERE clause fixes to the caller's values.
@@ -196,6 +156,32 @@ def _pysqlite_records(
         _set_metadata(record, None if meta is None or meta == "null" else loads(meta))
         records.append(record)
     return records
+
+
+def to_record(row: Sequence[Any]) -> StoredMessage:
+    """A record from a row of ``_COLUMNS``, in that order (values processed by Core)."""
+    id_, bot, channel, name, kind, user, username, session, message, role, content, at, meta = row
+    record = object.__new__(StoredMessage)
+    _set_id(record, id_)
+    _set_bot_name(record, bot)
+    _set_channel_id(record, channel)
+    _set_channel_name(record, name)
+    _set_channel_type(record, kind)
+    _set_user_id(record, user)
+    _set_username(record, username)
+    _set_session_id(record, session)
+    _set_message_id(record, message)
+    _set_role(record, role)
+    _set_content(record, content)
+    _set_timestamp(record, at)
+    _set_metadata(record, None if meta is None else dict(meta))
+    return record
+
+
+def _sqlite_record(row: Sequence[Any]) -> StoredMessage:
+    """A record from a row of ``_SQLITE_COLUMNS`` (the timestamp as its stored text)."""
+    *values, at, meta = row
+    return to_record((*values, datetime.fromisoformat(at + _UTC_SUFFIX), meta))
 
 
 class MessageRepository:
