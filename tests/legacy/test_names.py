@@ -452,12 +452,26 @@ async def test_other_http_errors_are_reported_and_the_run_goes_on(
     client = discord_world()
     response = SimpleNamespace(status=500, reason="Internal Server Error")
     client.channels[101] = discord.DiscordServerError(response, "oops")  # type: ignore[arg-type]
+    category: Any = {"id": "102", "type": 4, "name": "a category", "position": 0}
+    client.channels[102] = discord.CategoryChannel(state=STATE, guild=GUILD, data=category)
+    client.users[44] = not_found("User")  # the user of DM 108, which comes without recipient
 
     result = await resolve_names(make_config("sage"), client, sleep=Sleeps())
 
     assert [(u.id, u.reason, u.detail) for u in result.unresolved if u.reason == "failed"] == [
-        ("101", "failed", "HTTP 500: oops")
+        ("101", "failed", "HTTP 500: oops"),
+        ("102", "failed", "cannot store messages of a category channel (CategoryChannel)"),
     ]
+    assert [(u.kind, u.id) for u in result.unresolved if u.reason == "not_found"] == [
+        ("channel", "104"),
+        ("user", "44"),
+        ("user", "45"),
+    ]
+    assert client.user_calls.count(44) == 1
+    rows = by_message(await read_rows(db_url))
+    # Named as a live store names a DM whose recipient is unknown.
+    assert rows[10] == ("unknown_user_unknown", "dm", "user-44")
+    assert rows[0][0] == "channel-101" and rows[3][0] == "channel-102"
     assert result.dms_found == 3
 
 

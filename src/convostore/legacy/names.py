@@ -269,24 +269,29 @@ class _Resolver:
             known.set_result(user)
             self._users[str(user_id)] = known
 
-    def _unresolved(self, kind: Literal["channel", "user"], id_: str, exc: Exception) -> bool:
-        """Record a lookup that failed for this id only; False when the whole run must stop."""
+    def _failure(self, exc: Exception) -> Reason | None:
+        """Why a lookup failed for its id only; raise when no lookup can succeed any more."""
         import aiohttp
         import discord
 
         if isinstance(exc, discord.NotFound):
-            reason: Reason = "not_found"
-        elif isinstance(exc, discord.Forbidden):
-            reason = "forbidden"
-        elif isinstance(exc, discord.HTTPException):
+            return "not_found"
+        if isinstance(exc, discord.Forbidden):
+            return "forbidden"
+        if isinstance(exc, discord.HTTPException):
             if exc.status == 401:
                 raise OperationError("Discord no longer accepts the token (401 Unauthorized)")
-            reason = "failed"
-        elif isinstance(exc, discord.InvalidData | InvalidInput):
-            reason = "failed"
-        elif isinstance(exc, aiohttp.ClientError | TimeoutError | OSError):
+            return "failed"
+        if isinstance(exc, discord.InvalidData | InvalidInput):
+            return "failed"
+        if isinstance(exc, aiohttp.ClientError | TimeoutError | OSError):
             raise OperationError(f"cannot reach Discord: {type(exc).__name__}") from None
-        else:
+        return None
+
+    def _unresolved(self, kind: Literal["channel", "user"], id_: str, exc: Exception) -> bool:
+        """Record a lookup that failed for this id only; False for an unexpected error."""
+        reason = self._failure(exc)
+        if reason is None:
             return False
         detail = _describe(exc)
         self.unresolved.append(Unresolved(kind, id_, reason, detail))
@@ -386,21 +391,22 @@ class _Resolver:
     async def channel(self, channel_id: str) -> None:
         try:
             channel = await self._ask(self.client.fetch_channel, "channel", channel_id)
-            recipient = getattr(channel, "recipient", None)
-            if recipient is not None:
-                self._know_user(recipient)
-            elif _is_dm(channel):
-                # A DM channel without its recipient: the conversation's one user is it.
-                users = await self._legacy_users_of(channel_id)
-                if len(users) == 1:
-                    recipient = await self._user(users[0])
-            info = ChannelInfo.from_discord(channel, recipient=recipient)
-            if info.id != channel_id:
-                raise InvalidInput(f"Discord answered with channel {info.id}")
         except Exception as exc:
             if self._unresolved("channel", channel_id, exc):
                 return
             raise
+        recipient = getattr(channel, "recipient", None)
+        if recipient is not None:
+            self._know_user(recipient)
+        elif _is_dm(channel):
+            recipient = await self._only_user_of(channel_id)
+        try:
+            info = ChannelInfo.from_discord(channel, recipient=recipient)
+            if info.id != channel_id:
+                raise InvalidInput(f"Discord answered with channel {info.id}")
+        except InvalidInput as exc:
+            self._unresolved("channel", channel_id, exc)
+            return
         if not info.name:
             self.unresolved.append(
                 Unresolved("channel", channel_id, "failed", "Discord gave no name")
@@ -409,6 +415,19 @@ class _Resolver:
         rows = await self._save_channel(info)
         if rows:
             self.changes.append(NameChange("channel", channel_id, info.name, info.type, rows))
+
+    async def _only_user_of(self, channel_id: str) -> object | None:
+        """For a DM channel that came without its recipient: the one user of its rows, if any."""
+        users = await self._legacy_users_of(channel_id)
+        if len(users) != 1:
+            return None
+        try:
+            return await self._user(users[0])
+        except Exception as exc:
+            # The user's own lookup reports the failure; the DM is named as a live store would.
+            if self._failure(exc) is None:
+                raise
+            return None
 
     async def user(self, user_id: str) -> None:
         try:
