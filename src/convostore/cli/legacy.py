@@ -13,6 +13,7 @@ from rich.table import Table
 from convostore.config import load_configs
 from convostore.errors import OperationError
 from convostore.legacy.importer import SHARED, ImportReport
+from convostore.legacy.reader import Problem
 from convostore.legacy.run import migrate_legacy
 
 _PROBLEMS_SHOWN = 200
@@ -121,19 +122,20 @@ def _print_report(console: Console, report: ImportReport) -> None:
     console.print(table)
     for name, bot in bots:
         if bot.database:
-            console.print(f"{name}: {bot.database}", markup=False)
+            console.print(f"{name}: {bot.database}", markup=False, soft_wrap=True)
     for note in report.notes:
         console.print(f"note: {note}")
-    problems = report.problems
-    if problems:
-        console.print(f"[bold]unreadable files and records not imported ({len(problems)}):[/]")
-        for problem in problems[:_PROBLEMS_SHOWN]:
-            at = f" [record {problem.index}]" if problem.index is not None else ""
-            console.print(f"  {problem.path}{at}: {problem.kind}: {problem.detail}", markup=False)
-    if report.warnings:
-        console.print(f"[bold]warnings ({len(report.warnings)}):[/]")
-        for warning in report.warnings[:_PROBLEMS_SHOWN]:
-            at = f" [record {warning.index}]" if warning.index is not None else ""
-            console.print(f"  {warning.path}{at}: {warning.kind}: {warning.detail}", markup=False)
-    if len(problems) > _PROBLEMS_SHOWN or len(report.warnings) > _PROBLEMS_SHOWN:
-        console.print(f"(first {_PROBLEMS_SHOWN} of each shown; --report FILE.json lists all)")
+    _print_problems(console, "unreadable files and records not imported", report.problems)
+    _print_problems(console, "warnings", report.warnings)
+
+
+def _print_problems(console: Console, title: str, problems: list[Problem]) -> None:
+    if not problems:
+        return
+    console.print(f"[bold]{title} ({len(problems)}):[/]")
+    for problem in problems[:_PROBLEMS_SHOWN]:
+        at = f" [record {problem.index}]" if problem.index is not None else ""
+        line = f"  {problem.path}{at}: {problem.kind}: {problem.detail}"
+        console.print(line, markup=False, soft_wrap=True)
+    if len(problems) > _PROBLEMS_SHOWN:
+        console.print(f"(first {_PROBLEMS_SHOWN} shown; --report FILE.json lists all)")
