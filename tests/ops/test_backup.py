@@ -101,7 +101,7 @@ def test_rotation_keeps_the_newest(database: Path, tmp_path: Path) -> None:
 def test_full_disk_leaves_no_partial_file(
     database: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def full(source: Path, target: Path) -> None:
+    def full(source: Path, target: Path, progress: object = None) -> None:
         target.write_bytes(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device")
 
@@ -115,7 +115,7 @@ def test_unwritable_directory_is_a_clear_error(
     database: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # the tests may run as root, which ignores mode bits: simulate the refusal at the copy step
-    def denied(source: Path, target: Path) -> None:
+    def denied(source: Path, target: Path, progress: object = None) -> None:
         raise PermissionError(errno.EACCES, "Permission denied")
 
     monkeypatch.setattr(backup_mod, "_copy_sqlite", denied)
@@ -169,6 +169,33 @@ def test_backup_while_another_process_writes_is_consistent(database: Path, tmp_p
         n = count(result.path)
         # whole writer transactions only: 50 rows each on top of the 20,013 rows before
         assert n >= 20013 and (n - 20013) % 50 == 0
+
+
+def test_backup_in_steps_reports_progress_and_stays_consistent_under_writes(
+    database: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_rows(database, "sage", 20000, start=1000)
+    monkeypatch.setattr(backup_mod, "BACKUP_STEP_PAGES", 16)
+    seen: list[tuple[int, int]] = []
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(database), "3"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        time.sleep(0.3)
+        result = backup_sqlite(
+            database,
+            tmp_path / "b",
+            now=NOON,
+            progress=lambda done, total: seen.append((done, total)),
+        )
+    finally:
+        out, _ = writer.communicate(timeout=30)
+    assert writer.returncode == 0 and int(out) > 0
+    assert len(seen) > 10, "one call per step of 16 pages"
+    assert seen[-1][0] == seen[-1][1] and all(done <= total for done, total in seen)
+    assert result.verification is not None and result.verification.ok
+    n = count(result.path)
+    assert n >= 20013 and (n - 20013) % 50 == 0
 
 
 def test_restore_round_trip_keeps_a_safety_copy(database: Path, tmp_path: Path) -> None:

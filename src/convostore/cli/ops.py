@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import Progress
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from convostore.config import BotConfig, load_configs
@@ -52,11 +59,30 @@ def _print_verification(console: Console, result: Verification) -> None:
     console.print(f"integrity: {result.integrity}   schema revision: {result.revision}")
 
 
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
 def cmd_backup(args: argparse.Namespace) -> int:
     console = Console()
     for config in _by_database(_configs(args)).values():
-        with console.status(f"backing up {config.safe_database_url} ..."):
-            result = backup_bot(config)
+        with _progress(console) as progress:
+            task = progress.add_task(f"backing up {config.safe_database_url}", total=None)
+
+            def copied(pages: int, total: int, task: TaskID = task) -> None:
+                progress.update(task, completed=pages, total=total)
+                if pages >= total:
+                    progress.update(task, description="verifying the copy (integrity_check)")
+                    progress.update(task, total=None)
+
+            result = backup_bot(config, progress=copied)
         console.print(f"[green]backup written[/]: {result.path}")
         if result.verification is not None:
             _print_verification(console, result.verification)
@@ -78,7 +104,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 paths.append(config.sqlite_path)
     failed = False
     for path in paths:
-        with console.status(f"verifying {path} ..."):
+        with _progress(console) as progress:
+            progress.add_task(f"verifying {path} (integrity_check)", total=None)
             result = verify_sqlite(path)
         _print_verification(console, result)
         for problem in result.problems:

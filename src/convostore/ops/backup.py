@@ -3,6 +3,10 @@
 The copy is made in one step with SQLite's backup API (``pages=-1``): a stepped backup restarts
 whenever a bot writes and never ends under traffic. It is written to a temporary name in the
 backup directory and renamed into place, so a full disk or a crash leaves no partial backup.
+
+With a ``progress`` callback the copy runs in steps of :data:`BACKUP_STEP_PAGES` pages, to report
+them, inside one read transaction on the source: the snapshot stays fixed for the whole copy, so
+bot writes (to the WAL) no longer restart it.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +27,10 @@ from convostore.errors import OperationError
 from convostore.schema import KNOWN_REVISIONS
 
 MANIFEST_SUFFIX = ".manifest.json"
+BACKUP_STEP_PAGES = 2048  # 8 MB of 4 KiB pages per step
+
+# (pages copied, pages in all), after each step of a backup
+BackupProgress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -107,12 +116,22 @@ def _target_name(backup_dir: Path, now: datetime, suffix: str) -> Path:
     return candidate
 
 
-def _copy_sqlite(source: Path, target: Path) -> None:
-    src = sqlite3.connect(source, timeout=30)
+def _copy_sqlite(source: Path, target: Path, progress: BackupProgress | None = None) -> None:
+    src = sqlite3.connect(source, timeout=30, isolation_level=None)
     try:
         dst = sqlite3.connect(target)
         try:
-            src.backup(dst, pages=-1)
+            if progress is None:
+                src.backup(dst, pages=-1)
+                return
+            src.execute("BEGIN")
+            src.execute("SELECT count(*) FROM sqlite_master").fetchone()  # takes the snapshot
+            src.backup(
+                dst,
+                pages=BACKUP_STEP_PAGES,
+                progress=lambda _status, remaining, total: progress(total - remaining, total),
+            )
+            src.execute("COMMIT")
         finally:
             dst.close()
     finally:
@@ -157,6 +176,7 @@ def backup_sqlite(
     *,
     keep: int = 7,
     now: datetime | None = None,
+    progress: BackupProgress | None = None,
 ) -> BackupResult:
     """Copy a live SQLite database to ``backup_dir/conversations_YYYY-MM-DD.db``, verify, rotate."""
     source = Path(database)
@@ -171,7 +191,7 @@ def backup_sqlite(
     target = _target_name(directory, now, ".db")
     tmp = target.with_name(target.name + ".tmp")
     try:
-        _copy_sqlite(source, tmp)
+        _copy_sqlite(source, tmp, progress)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise _os_error(exc, directory) from exc
@@ -248,13 +268,19 @@ def backup_postgresql(config: BotConfig, *, now: datetime | None = None) -> Back
     return BackupResult(target, manifest, None, removed)
 
 
-def backup_bot(config: BotConfig, *, now: datetime | None = None) -> BackupResult:
+def backup_bot(
+    config: BotConfig, *, now: datetime | None = None, progress: BackupProgress | None = None
+) -> BackupResult:
     """Back up the database ``config`` uses, to its ``storage.backups.dir``."""
     path = config.sqlite_path
     if path is None:
         return backup_postgresql(config, now=now)
     return backup_sqlite(
-        path, config.storage.backups.dir, keep=config.storage.backups.keep, now=now
+        path,
+        config.storage.backups.dir,
+        keep=config.storage.backups.keep,
+        now=now,
+        progress=progress,
     )
 
 
