@@ -263,11 +263,10 @@ async def test_backup_bot_on_each_backend(
         assert result.path.read_bytes()[:5] == b"PGDMP"
 
 
+@pytest.mark.parametrize("backend", ["postgresql"])
 def test_postgresql_backup_without_pg_dump_is_a_clear_error(
     make_config: ConfigFactory, backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if backend != "postgresql":
-        pytest.skip("PostgreSQL only")
     monkeypatch.setattr(backup_mod.shutil, "which", lambda name: None)
     with pytest.raises(OperationError, match="pg_dump is not on PATH"):
         backup_bot(make_config(backups={"dir": str(tmp_path / "b"), "keep": 2}), now=NOON)
