@@ -60,6 +60,7 @@ class Run:
     seconds: float
     peak_rss_mb: float  # polled with psutil every 50 ms, the process and its children
     maxrss_mb: float  # the kernel's high-water mark for the process (os.wait4)
+    cpu_seconds: float  # user + system time of the process (os.wait4)
     returncode: int
     stdout: str
     stderr: str
@@ -103,6 +104,7 @@ def measure(cmd: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> 
         seconds=seconds,
         peak_rss_mb=peak / 2**20,
         maxrss_mb=usage.ru_maxrss / 1024,  # kilobytes on Linux
+        cpu_seconds=usage.ru_utime + usage.ru_stime,
         returncode=proc.returncode,
         stdout=out.read(),
         stderr=err.read(),
@@ -320,7 +322,9 @@ def migrate_cmd(target: Target, tree: Path, report: Path) -> list[str]:
     ]
 
 
-def run_scale(messages: int, files: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+def run_scale(
+    messages: int, files: int, args: argparse.Namespace, workdir: Path, *, first_scale: bool
+) -> dict[str, Any]:
     tree = Path(args.tree) if args.tree else workdir / "tree"
     if args.tree and tree.exists():
         manifest = legacy_tree.load_manifest(tree)
@@ -397,6 +401,7 @@ def run_scale(messages: int, files: int, args: argparse.Namespace, workdir: Path
             "per_s": base_rate,
             "peak_rss_mb": base.peak_rss_mb,
             "maxrss_mb": base.maxrss_mb,
+            "cpu_seconds": base.cpu_seconds,
             **base_counts,
         },
         "convostore": {
@@ -406,6 +411,7 @@ def run_scale(messages: int, files: int, args: argparse.Namespace, workdir: Path
             "ratio_vs_baseline": ours_rate / base_rate,
             "peak_rss_mb": first.peak_rss_mb,
             "maxrss_mb": first.maxrss_mb,
+            "cpu_seconds": first.cpu_seconds,
             "totals": first_totals,
             "rows_in_db": rows_in_db,
             "rerun_seconds": again.seconds,
@@ -413,7 +419,7 @@ def run_scale(messages: int, files: int, args: argparse.Namespace, workdir: Path
             "rerun_totals": again_totals,
         },
     }
-    if args.profile:
+    if args.profile and first_scale:
         result["profile"] = profile(args, tree, workdir)
     if not args.keep and not args.tree:
         shutil.rmtree(tree)
@@ -426,7 +432,7 @@ def run_scale(messages: int, files: int, args: argparse.Namespace, workdir: Path
 # --- profile -------------------------------------------------------------------------------------
 
 
-def profile(args: argparse.Namespace, tree: Path, workdir: Path) -> list[dict[str, Any]]:
+def profile(args: argparse.Namespace, tree: Path, workdir: Path) -> dict[str, Any]:
     """One more import under pyinstrument on a fresh database; the top functions by own time."""
     from pyinstrument.session import Session
 
@@ -473,35 +479,68 @@ def profile(args: argparse.Namespace, tree: Path, workdir: Path) -> list[dict[st
     root = session.root_frame(trim_stem=False)
     own: dict[str, float] = {}
     inclusive: dict[str, float] = {}
+    # Per convostore function: its time plus that of the library code it calls, less the time of
+    # the convostore functions it calls; what a change to that function could win.
+    attributed: dict[str, float] = {}
 
-    def walk(frame: Any, stack: frozenset[str]) -> None:
-        key = f"{frame.function} ({frame.file_path_short}:{frame.line_no})"
-        own[key] = own.get(key, 0.0) + frame.total_self_time
-        if key not in stack:  # count recursion once
+    def name(frame: Any) -> str:
+        qualified = f"{frame.class_name}.{frame.function}" if frame.class_name else frame.function
+        return f"{qualified} ({frame.file_path_short}:{frame.line_no})"
+
+    def ours(frame: Any) -> bool:
+        return str(frame.file_path_short or "").startswith("convostore/")
+
+    def walk(frame: Any, parent: str, stack: frozenset[str]) -> float:
+        """Visit ``frame``; return the time of the outermost convostore frames at or below it."""
+        if frame.function == "[self]":
+            # Time spent in the parent's own bytecode: charge it to the parent function.
+            own[parent] = own.get(parent, 0.0) + frame.time
+            return 0.0
+        key = name(frame)
+        if not frame.children:
+            own[key] = own.get(key, 0.0) + frame.time
+        if key not in stack:  # count a recursive function once
             inclusive[key] = inclusive.get(key, 0.0) + frame.time
-        for child in frame.children:
-            walk(child, stack | {key})
+        below = sum(walk(child, key, stack | {key}) for child in frame.children)
+        if ours(frame) and frame.function != "<module>":
+            attributed[key] = attributed.get(key, 0.0) + frame.time - below
+            return float(frame.time)
+        return below
 
     if root is not None:
-        walk(root, frozenset())
+        walk(root, "<root>", frozenset())
     total = session.duration or 1.0
-    top = sorted(own.items(), key=lambda item: item[1], reverse=True)[: args.top]
-    print(f"\nprofile of one import ({total:.1f} s in pyinstrument), top {args.top} by own time:")
+    by_own = sorted(own.items(), key=lambda item: item[1], reverse=True)[: args.top]
+    by_ours = sorted(attributed.items(), key=lambda item: item[1], reverse=True)[: args.top]
+    print(
+        f"\nprofile of one import: {total:.1f} s under pyinstrument, CPU {run.cpu_seconds:.1f} s;"
+        f" top {args.top} functions by own time:"
+    )
     print(
         common.table(
             ["function", "own %", "incl. %"],
-            [
-                [key, 100 * own_s / total, 100 * inclusive.get(key, 0.0) / total]
-                for key, own_s in top
-            ],
+            [[k, 100 * v / total, 100 * inclusive.get(k, 0.0) / total] for k, v in by_own],
         )
     )
-    hotspots = [
-        {"function": key, "own_share": own_s / total, "inclusive_share": inclusive[key] / total}
-        for key, own_s in top
-    ]
+    print(f"\nconvostore functions by time in them and the libraries they call (top {args.top}):")
+    print(
+        common.table(
+            ["function", "share %", "incl. %"],
+            [[k, 100 * v / total, 100 * inclusive.get(k, 0.0) / total] for k, v in by_ours],
+        )
+    )
     print(f"full call tree: {text_file.relative_to(common.ROOT)}")
-    return hotspots
+    hotspots = {
+        "by_own_time": [
+            {"function": k, "own_share": v / total, "inclusive_share": inclusive[k] / total}
+            for k, v in by_own
+        ],
+        "convostore_functions": [
+            {"function": k, "share": v / total, "inclusive_share": inclusive[k] / total}
+            for k, v in by_ours
+        ],
+    }
+    return {"seconds": total, "cpu_seconds": run.cpu_seconds, "hotspots": hotspots}
 
 
 # --- main ----------------------------------------------------------------------------------------
@@ -523,7 +562,9 @@ def main() -> None:
     p.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     p.add_argument("--keep", action="store_true", help="keep the generated tree")
     p.add_argument("--tree", help="reuse a tree kept by --keep (one scale only)")
-    p.add_argument("--profile", action="store_true", help="also profile one import (pyinstrument)")
+    p.add_argument(
+        "--profile", action="store_true", help="also profile one import of the first scale"
+    )
     p.add_argument("--top", type=int, default=15, help="hotspots listed by --profile")
     p.add_argument("--results", default=None, help="results file name (default import_<backend>)")
     p.add_argument("--baseline-only", nargs=2, metavar=("TREE", "DB"), help=argparse.SUPPRESS)
@@ -540,7 +581,7 @@ def main() -> None:
     try:
         for messages in scales:
             files = args.files or max(1, messages // 100)
-            rows.append(run_scale(messages, files, args, workdir))
+            rows.append(run_scale(messages, files, args, workdir, first_scale=not rows))
     finally:
         if args.keep:
             print(f"\nwork directory kept: {workdir}")
@@ -552,7 +593,8 @@ def main() -> None:
 def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     backend = "SQLite" if args.backend == "sqlite" else "PostgreSQL"
     print(
-        f"\nlegacy import into {backend}; baseline: json + sqlite3.executemany on the same tree;"
+        f"\nlegacy import (importer {importer_version()}) into {backend};"
+        " baseline: json + sqlite3.executemany on the same tree;"
         f" throughput = message records of the tree per second of wall time"
     )
     headers = [
@@ -569,6 +611,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         "rerun s",
         "rerun imported",
     ]
+    rows = sorted(rows, key=lambda r: int(r["messages"]))
     table_rows = [
         [
             r["messages"],
@@ -596,8 +639,25 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
             f"rerun imported {ours['rerun_totals'].get('imported', 0)} (must be 0)",
         ]
         print(f"  {r['messages']:,}: " + "; ".join(verdicts))
+        print(
+            f"    wall/CPU seconds: baseline {r['baseline']['seconds']:.1f}/"
+            f"{r['baseline']['cpu_seconds']:.1f}, convostore {ours['seconds']:.1f}/"
+            f"{ours['cpu_seconds']:.1f}; convostore imported {ours['imported_per_s']:,.0f} rows/s"
+        )
     name = args.results or f"import_{args.backend}"
-    common.write_results(name, {"backend": args.backend, "rows": rows})
+    common.write_results(
+        name, {"backend": args.backend, "importer": importer_version(), "rows": rows}
+    )
+
+
+def importer_version() -> str:
+    """The last commit of the importer, and whether the working tree differs from it."""
+    paths = ["src/convostore/legacy", "src/convostore/cli/legacy.py"]
+    log = ["git", "-C", str(common.ROOT), "log", "-1", "--format=%h %cI", "--", *paths]
+    diff = ["git", "-C", str(common.ROOT), "status", "--porcelain", "--", *paths]
+    commit = subprocess.run(log, capture_output=True, text=True, check=False).stdout.strip()
+    dirty = subprocess.run(diff, capture_output=True, text=True, check=False).stdout.strip()
+    return commit + (" + uncommitted changes" if dirty else "")
 
 
 if __name__ == "__main__":
