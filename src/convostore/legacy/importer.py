@@ -38,6 +38,7 @@ from sqlalchemy.engine import Connection
 from convostore.config import BotConfig
 from convostore.errors import ConfigError, LegacyImportError, SchemaError
 from convostore.legacy.reader import (
+    Conversation,
     LegacyFile,
     LegacyRecord,
     ParsedFile,
@@ -85,6 +86,21 @@ def to_utc(value: datetime, zone: tzinfo) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         value = value.replace(tzinfo=zone)
     return value.astimezone(UTC)
+
+
+def conversation_bots(conversation: Conversation) -> list[str]:
+    """Rule 2: the bots of a shared conversation, its participants and every bot that answered."""
+    answered = (r.bot_name for r in conversation.records if r.role == "assistant" and r.bot_name)
+    return list(dict.fromkeys([*conversation.participants, *answered]))
+
+
+def route(file: LegacyFile, shared_bots: list[str], record: LegacyRecord) -> list[str]:
+    """The bots a record goes to (rules 1-3); empty when it is unattributable."""
+    if file.bot is not None:
+        return [file.bot]
+    if record.role == "assistant":
+        return [record.bot_name] if record.bot_name else []
+    return shared_bots
 
 
 class ImportProgress(Protocol):
@@ -317,22 +333,9 @@ class LegacyImport:
         usernames: dict[str, str] = {}
         targets_seen: set[str] = set()
         for conversation in parsed.conversations:
-            # Rule 2: in a shared file, the bots of a conversation are its participants plus every
-            # bot that answered in it.
-            shared_bots = list(
-                dict.fromkeys(
-                    [
-                        *conversation.participants,
-                        *(
-                            r.bot_name
-                            for r in conversation.records
-                            if r.role == "assistant" and r.bot_name
-                        ),
-                    ]
-                )
-            )
+            shared_bots = conversation_bots(conversation)
             for record in conversation.records:
-                targets = self._targets(file, shared_bots, record)
+                targets = route(file, shared_bots, record)
                 if not targets:
                     self.report.problems.append(
                         Problem(
@@ -378,14 +381,6 @@ class LegacyImport:
         return self.report.bot(
             owner, config.safe_database_url if config else "", owner in self.configs
         )
-
-    @staticmethod
-    def _targets(file: LegacyFile, shared_bots: list[str], record: LegacyRecord) -> list[str]:
-        if file.bot is not None:
-            return [file.bot]
-        if record.role == "assistant":
-            return [record.bot_name] if record.bot_name else []
-        return shared_bots
 
     def _stage_row(
         self, bot: str, channel_id: str, user_id: str, record: LegacyRecord

@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from convostore.channels import ChannelInfo
 from convostore.config import BotConfig
 from convostore.legacy.importer import (
-    LegacyImport,
+    conversation_bots,
+    route,
     synthetic_message_id,
     to_utc,
     user_placeholder,
@@ -107,20 +108,9 @@ def legacy_history(
                 continue
             if user_id is not None and conversation.user_id != user_id:
                 continue
-            shared_bots = list(
-                dict.fromkeys(
-                    [
-                        *conversation.participants,
-                        *(
-                            r.bot_name
-                            for r in conversation.records
-                            if r.role == "assistant" and r.bot_name
-                        ),
-                    ]
-                )
-            )
+            shared_bots = conversation_bots(conversation)
             for record in conversation.records:
-                if config.name not in LegacyImport._targets(file, shared_bots, record):
+                if config.name not in route(file, shared_bots, record):
                     continue
                 at = to_utc(record.timestamp, zone)
                 message_id = record.message_id or synthetic_message_id(
