@@ -14,7 +14,6 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-import convostore.legacy
 from convostore import BotConfig
 from convostore.cli import main
 from convostore.ops.backup import MANIFEST_SUFFIX
@@ -88,12 +87,6 @@ def by_check(report: DatabaseReport) -> dict[str, Finding]:
     return {f.check: f for f in report.findings}
 
 
-@pytest.fixture
-def no_legacy_check(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delattr(convostore.legacy, "pending_legacy_files", raising=False)
-
-
-@pytest.mark.usefixtures("no_legacy_check")
 def test_a_healthy_database_needs_no_attention(
     own_db_url: str, backend: str, tmp_path: Path
 ) -> None:
@@ -108,8 +101,8 @@ def test_a_healthy_database_needs_no_attention(
         [finding] = [f for f in report.findings if f.check.startswith(f"index use: {name}")]
         assert finding.status is Status.OK
     assert checks["last backup"].detail.startswith("5 h old")
-    assert checks["legacy files"].status is Status.SKIP
-    assert "not available" in checks["legacy files"].detail
+    assert checks["legacy files (echo)"].detail == "none waiting to be imported"
+    assert checks["legacy files (sage)"].status is Status.OK
     if backend == "sqlite":
         assert checks["journal mode"].detail == "wal"
         assert checks["auto vacuum"].status is Status.OK
@@ -228,17 +221,14 @@ def test_no_backup_or_an_old_one_needs_attention(
         assert finding.detail.startswith("3.0 days old")
 
 
-def test_legacy_files_waiting_are_reported(
-    own_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    waiting = [tmp_path / "legacy" / "multi_bot_conversations" / "sage" / "c.json"]
-    monkeypatch.setattr(
-        convostore.legacy, "pending_legacy_files", lambda config: waiting, raising=False
-    )
+def test_legacy_files_waiting_are_reported(own_db_url: str, tmp_path: Path) -> None:
+    waiting = tmp_path / "legacy" / "multi_bot_conversations" / "sage" / "general.json"
+    waiting.parent.mkdir(parents=True)
+    waiting.write_text("[]")
     record_backup(tmp_path, NOW)
     finding = by_check(run(bot(own_db_url, tmp_path)))["legacy files (sage)"]
     assert finding.status is Status.WARN
-    assert str(waiting[0]) in finding.detail
+    assert finding.detail == f"1 not imported yet, e.g. {waiting}"
     assert finding.advice is not None and "convostore migrate-legacy --bot sage" in finding.advice
 
 
@@ -262,7 +252,6 @@ def write_config(tmp_path: Path, url: str) -> Path:
     return directory
 
 
-@pytest.mark.usefixtures("no_legacy_check")
 def test_cli_exits_0_when_healthy_and_1_with_advice_when_not(
     own_db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -15,7 +15,7 @@ import enum
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -405,22 +405,13 @@ async def _postgresql_findings(url: str, where: str, bot_name: str) -> list[Find
 
 
 def _legacy_findings(bots: Sequence[BotConfig]) -> list[Finding]:
-    try:
-        from convostore.legacy import pending_legacy_files  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return [
-            Finding(
-                "legacy files",
-                Status.SKIP,
-                "not available: this convostore cannot list legacy files yet",
-            )
-        ]
-    pending_for: Callable[[BotConfig], list[Path]] = pending_legacy_files
+    from convostore.legacy import pending_legacy_files
+
     findings = []
     for bot in bots:
         check = f"legacy files ({bot.name})"
         try:
-            pending = pending_for(bot)
+            pending = pending_legacy_files(bot)
         except (ConvostoreError, OSError) as exc:
             findings.append(Finding(check, Status.FAIL, str(exc), "check legacy.dir in the config"))
             continue
@@ -506,7 +497,8 @@ async def diagnose_database(
         findings = await _postgresql_findings(
             first.database_url, first.safe_database_url, first.name
         )
-    findings.extend(await asyncio.to_thread(_legacy_findings, bots))
+    if path is None or path.is_file():  # the check would open (and so create) a missing file
+        findings.extend(await asyncio.to_thread(_legacy_findings, bots))
     findings.append(await asyncio.to_thread(_backup_finding, bots, now))
     return DatabaseReport(
         first.safe_database_url,
