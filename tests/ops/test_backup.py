@@ -75,6 +75,11 @@ def test_backup_verifies_and_records_a_manifest(database: Path, tmp_path: Path) 
     assert result.manifest.is_file()
     assert '"verified": true' in result.manifest.read_text()
     assert not list((tmp_path / "backups").glob("*.tmp"))
+    # a self-contained file: verifying it left no -wal/-shm beside it
+    assert sorted(p.name for p in (tmp_path / "backups").iterdir()) == [
+        "conversations_2026-11-24.db",
+        "conversations_2026-11-24.db.manifest.json",
+    ]
 
 
 def test_same_day_backup_gets_a_suffix_and_never_overwrites(database: Path, tmp_path: Path) -> None:
@@ -206,6 +211,8 @@ def test_restore_round_trip_keeps_a_safety_copy(database: Path, tmp_path: Path) 
     assert count(database) == 13
     assert safety is not None and count(safety) == 18
     assert verify_sqlite(database).messages_per_bot == {"sage": 10, "echo": 3}
+    with sqlite3.connect(database) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
 def test_restore_refuses_a_corrupted_file(database: Path, tmp_path: Path) -> None:

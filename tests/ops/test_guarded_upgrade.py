@@ -154,6 +154,7 @@ def test_failed_upgrade_leaves_the_database_as_it_was_and_names_the_backup(
     assert "no_such_table" in message and "left as it was" in message
     backups = list((tmp_path / "data" / "backups").glob("conversations_*.db"))
     assert len(backups) == 1
+    assert len(list(backups[0].parent.iterdir())) == 2  # the backup and its manifest, no -wal
     assert str(backups[0]) in message
     verification = verify_sqlite(backups[0])
     assert verification.ok

@@ -116,22 +116,31 @@ def _target_name(backup_dir: Path, now: datetime, suffix: str) -> Path:
     return candidate
 
 
-def _copy_sqlite(source: Path, target: Path, progress: BackupProgress | None = None) -> None:
+def _copy_sqlite(
+    source: Path, target: Path, progress: BackupProgress | None = None, *, wal: bool = False
+) -> None:
+    """Copy ``source`` to ``target``; the copy is a self-contained file unless ``wal``.
+
+    The backup API copies the source's header, WAL flag included: a WAL copy opened read-only
+    (to verify it) leaves ``-wal``/``-shm`` files beside it, so copies are switched to the
+    rollback journal, and a restored database back to WAL.
+    """
     src = sqlite3.connect(source, timeout=30, isolation_level=None)
     try:
-        dst = sqlite3.connect(target)
+        dst = sqlite3.connect(target, isolation_level=None)
         try:
             if progress is None:
                 src.backup(dst, pages=-1)
-                return
-            src.execute("BEGIN")
-            src.execute("SELECT count(*) FROM sqlite_master").fetchone()  # takes the snapshot
-            src.backup(
-                dst,
-                pages=BACKUP_STEP_PAGES,
-                progress=lambda _status, remaining, total: progress(total - remaining, total),
-            )
-            src.execute("COMMIT")
+            else:
+                src.execute("BEGIN")
+                src.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the snapshot
+                src.backup(
+                    dst,
+                    pages=BACKUP_STEP_PAGES,
+                    progress=lambda _status, remaining, total: progress(total - remaining, total),
+                )
+                src.execute("COMMIT")
+            dst.execute(f"PRAGMA journal_mode = {'WAL' if wal else 'DELETE'}").fetchall()
         finally:
             dst.close()
     finally:
@@ -320,7 +329,7 @@ def restore_sqlite(
             raise OperationError(f"{database}: could not keep a safety copy: {exc}") from exc
     tmp = database.with_name(database.name + ".restore.tmp")
     try:
-        _copy_sqlite(backup, tmp)
+        _copy_sqlite(backup, tmp, wal=True)
         os.replace(tmp, database)
     except (OSError, sqlite3.Error) as exc:
         tmp.unlink(missing_ok=True)
