@@ -20,10 +20,12 @@ replaces it atomically with ``os.replace``. A rerun therefore rewrites only chan
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import filecmp
 import hashlib
 import json
+import operator
 import os
 import re
 import tempfile
@@ -31,6 +33,7 @@ import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
@@ -192,16 +195,25 @@ def _json_head(session: ExportedSession) -> str:
     return "{\n" + "\n".join(lines) + '\n  "messages": ['
 
 
-def _json_message(message: dict[str, Any], first: bool) -> str:
-    parts = []
-    for key in _MESSAGE_KEYS:
-        value = message[key]
-        if isinstance(value, dict | list) and value:
-            encoded = json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n      ")
-        else:
-            encoded = _ENCODE(value)
-        parts.append(f'      "{key}": {encoded}')
-    return ("\n    {\n" if first else ",\n    {\n") + ",\n".join(parts) + "\n    }"
+_FIELD_PREFIXES = tuple(f'      "{key}": ' for key in _MESSAGE_KEYS)
+
+
+def _json_message(row: Sequence[Any], timestamp: str, first: bool) -> str:
+    """One message of the ``messages`` array, indented as json.dumps(indent=2) would."""
+    # The hot loop of a JSON export: the text columns go straight through the C string encoder
+    # that json.dumps(ensure_ascii=False) uses, without a JSONEncoder call per value.
+    metadata = row[12]
+    if metadata is None:
+        meta = "null"
+    else:
+        meta = json.dumps(metadata, indent=2, ensure_ascii=False).replace("\n", "\n      ")
+    fields = ",\n".join(map(operator.add, _FIELD_PREFIXES[1:11], map(encode_basestring, row[1:11])))
+    return (
+        ("\n    {\n" if first else ",\n    {\n")
+        + f"{_FIELD_PREFIXES[0]}{int(row[0])},\n{fields},\n"
+        + f"{_FIELD_PREFIXES[11]}{encode_basestring(timestamp)},\n"
+        + f"{_FIELD_PREFIXES[12]}{meta}\n    }}"
+    )
 
 
 def _json_tail(messages: int) -> str:
@@ -291,8 +303,16 @@ class _SessionFile:
     def finish(self, tail: str) -> bool:
         """Write the file into place if it changed; whether it was (re)written."""
         self.chunks.append(tail)
+        if self.tmp is None:
+            # The common case, a session that fits in memory: compare without a temporary file.
+            data = "".join(self.chunks).encode("utf-8")
+            self.chunks = []
+            with contextlib.suppress(FileNotFoundError):
+                if self.target.stat().st_size == len(data) and self.target.read_bytes() == data:
+                    return False
+            self._write_new(data)
+            return True
         self._spill()
-        assert self.tmp is not None
         try:
             if self.target.is_file() and filecmp.cmp(self.tmp, self.target, shallow=False):
                 return False
@@ -301,6 +321,17 @@ class _SessionFile:
             return True
         finally:
             self.discard()
+
+    def _write_new(self, data: bytes) -> None:
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=self.target.parent, prefix=".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            os.replace(name, self.target)
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
 
     def discard(self) -> None:
         if self.tmp is not None:
@@ -443,6 +474,7 @@ class _Export:
         )
         channel = stored_channel(channel_id, name, kind)
         folder = "dms" if channel.is_dm else "channels"
+        safe_name = channel.safe_name  # computed, not stored: once per channel
         sessions = connection.execute(
             select(
                 _S.c.session_id,
@@ -464,7 +496,7 @@ class _Export:
             if stem.lower() in taken:  # same stem twice in one folder (only if hashes collide)
                 stem = f"{stem}~{_digest(repr(session.session_id), 20)}"
             taken.add(stem.lower())
-            target = _inside(self.root, self.bot, folder, channel.safe_name, stem + self.extension)
+            target = _inside(self.root, self.bot, folder, safe_name, stem + self.extension)
             head = _json_head(session) if self.fmt == "json" else _markdown_head(session)
             files[session.session_id] = _SessionFile(target, head)
         if not files:
@@ -500,12 +532,12 @@ class _Export:
             file = files.get(row[7])
             if file is None:
                 continue
-            message = dict(zip(_MESSAGE_KEYS, row, strict=True))
-            message["timestamp"] = _timestamp(message["timestamp"])
             if self.fmt == "json":
-                message["timestamp"] = _iso(message["timestamp"])
-                file.add(_json_message(message, first=file.messages == 0))
+                at = _iso(_timestamp(row[11]))
+                file.add(_json_message(row, at, first=file.messages == 0))
             else:
+                message = dict(zip(_MESSAGE_KEYS, row, strict=True))
+                message["timestamp"] = _timestamp(message["timestamp"])
                 file.add(_markdown_message(message, self.bot))
 
 
