@@ -153,7 +153,7 @@ def do_run_migrations(connection: Connection) -> None:
         connection.rollback()
         where = connection.engine.url.render_as_string(hide_password=True)
         raise CommandError(
-            f"upgrade failed: {_failure(exc, where)}; the database was left as it was; "
+            f"upgrade of {where} failed: {_failure(exc, where)}; the database was left as it was; "
             f"a verified backup taken before the upgrade is at {backup}"
         ) from exc
 
