@@ -166,7 +166,11 @@ def test_journal_mode_not_wal_on_a_file_opened_without_the_store(
     shutil.copyfile(sqlite_template, path)
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA journal_mode = DELETE")
+    legacy = tmp_path / "legacy" / "multi_bot_conversations" / "sage" / "general.json"
+    legacy.parent.mkdir(parents=True)
+    legacy.write_text("[]")  # the legacy check reads the database too
     report = run(bot(f"sqlite+aiosqlite:///{path}", tmp_path))
+    assert by_check(report)["legacy files (sage)"].status is Status.WARN
     journal = by_check(report)["journal mode"]
     assert journal.status is Status.FAIL
     assert journal.detail.startswith("delete, not wal")

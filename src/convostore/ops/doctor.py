@@ -404,15 +404,44 @@ async def _postgresql_findings(url: str, where: str, bot_name: str) -> list[Find
 # --- per bot: legacy files and backups -----------------------------------------------------------
 
 
-def _legacy_findings(bots: Sequence[BotConfig]) -> list[Finding]:
-    from convostore.legacy import pending_legacy_files
+async def _pending_legacy(bot: BotConfig) -> list[Path]:
+    """``convostore.legacy.pending_legacy_files``, on a read-only connection for SQLite.
 
+    Opening the file through the store's engine would switch a non-WAL file to WAL: doctor
+    reports the journal mode, it does not change it.
+    """
+    from convostore.legacy import legacy_files, unimported_files
+
+    if not await asyncio.to_thread(legacy_files, bot):
+        return []
+    path = bot.sqlite_path
+    if path is None:
+        engine = create_async_engine(bot.database_url, null_pool=True)
+    else:
+        from sqlalchemy.ext.asyncio import create_async_engine as plain_async_engine
+        from sqlalchemy.pool import NullPool
+
+        engine = plain_async_engine(
+            f"sqlite+aiosqlite:///{_read_only_uri(path)}&uri=true", poolclass=NullPool
+        )
+    try:
+        async with engine.connect() as connection:
+            return await unimported_files(bot, connection)
+    finally:
+        await engine.dispose()
+
+
+async def _legacy_findings(bots: Sequence[BotConfig]) -> list[Finding]:
     findings = []
     for bot in bots:
         check = f"legacy files ({bot.name})"
         try:
-            pending = pending_legacy_files(bot)
-        except (ConvostoreError, OSError) as exc:
+            pending = await _pending_legacy(bot)
+        except (DBAPIError, OSError) as exc:
+            message = str(translate(exc, bot.safe_database_url))
+            findings.append(Finding(check, Status.FAIL, message, "check legacy.dir in the config"))
+            continue
+        except ConvostoreError as exc:
             findings.append(Finding(check, Status.FAIL, str(exc), "check legacy.dir in the config"))
             continue
         if not pending:
@@ -498,7 +527,7 @@ async def diagnose_database(
             first.database_url, first.safe_database_url, first.name
         )
     if path is None or path.is_file():  # the check would open (and so create) a missing file
-        findings.extend(await asyncio.to_thread(_legacy_findings, bots))
+        findings.extend(await _legacy_findings(bots))
     findings.append(await asyncio.to_thread(_backup_finding, bots, now))
     return DatabaseReport(
         first.safe_database_url,
