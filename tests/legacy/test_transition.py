@@ -90,3 +90,43 @@ async def test_no_fallback_unless_configured(make_config: ConfigFactory, tmp_pat
     messy_tree(tmp_path / "legacy")
     async with BotStore.open(make_config("sage")) as store:
         assert await store.history(GENERAL) == []
+
+
+async def test_imported_rows_read_back_through_the_store_like_live_ones(
+    config: BotConfig, db_url: str
+) -> None:
+    await asyncio.to_thread(migrate_legacy, {"sage": config}, only_bot="sage")
+    async with BotStore.open(config.model_copy(update={"legacy": LegacyConfig()})) as store:
+        rows = await store.history(GENERAL)
+        assert [m.content for m in rows] == [BIG, "first", "second", "claims spark", EXOTIC]
+        assert rows[1].timestamp == datetime(2025, 7, 8, 12, 58, 16, 123456, tzinfo=UTC)
+        assert rows[1].metadata == {
+            "username": "alice",
+            "channel_name": "general",
+            "message_id": M1,
+        }
+        assert rows[-1].metadata == {"legacy_extra": {"mood": "happy"}}
+        assert all(r.id > 0 and r.username == "alice" for r in rows)
+        assert await store.current_session(GENERAL) is None  # imported sessions are closed
+        live = await store.add_message(
+            GENERAL,
+            user_id=U1,
+            username="alice",
+            role="user",
+            content="live",
+            timestamp=datetime(2025, 10, 26, 0, 31, tzinfo=UTC),
+        )
+        # A live message never joins an imported session, even one it would fit in time.
+        assert live.session_id not in {r.session_id for r in rows}
+        assert (await store.sessions(GENERAL))[0].session_id == live.session_id
+    if db_url.startswith("sqlite"):
+        from tests.legacy.test_import import query
+
+        stamps = query(
+            db_url,
+            "SELECT source, timestamp, metadata FROM conversations"
+            " WHERE content IN ('first', 'live')",
+        )
+        # The same text forms as SQLAlchemy's types write for a live message.
+        assert {s for s, _, _ in stamps} == {"legacy", None}
+        assert all(len(t) == 26 and t[10] == " " for _, t, _ in stamps)

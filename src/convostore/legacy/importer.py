@@ -103,6 +103,11 @@ def route(file: LegacyFile, shared_bots: list[str], record: LegacyRecord) -> lis
     return shared_bots
 
 
+def utc_text(value: datetime) -> str:
+    """``YYYY-MM-DDTHH:MM:SS.ffffff`` of an aware time in UTC: sorts as the instants do."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
+
+
 class ImportProgress(Protocol):
     """Progress of a long import, for a progress bar."""
 
@@ -205,7 +210,6 @@ ON CONFLICT (bot, message_id) DO UPDATE SET
     content = excluded.content, ts = excluded.ts, metadata = excluded.metadata, seq = excluded.seq
 WHERE excluded.ts < stage.ts
 """
-_TS = "%Y-%m-%dT%H:%M:%S.%f"
 
 
 class LegacyImport:
@@ -401,14 +405,15 @@ class LegacyImport:
             return None
         if bot not in self.report.bots:
             self.report.bot(bot, config.safe_database_url, bot in self.configs)
-        at = to_utc(record.timestamp, self._zone(bot, config)).strftime(_TS)
+        at = utc_text(to_utc(record.timestamp, self._zone(bot, config)))
         message_id = record.message_id or synthetic_message_id(
             channel_id, user_id, record.role, record.content, at
         )
         self._attempts[bot] += 1
         self._seq += 1
         metadata = (
-            json.dumps(record.metadata, ensure_ascii=False) if record.metadata is not None else None
+            # The text SQLAlchemy's JSON type writes (default json.dumps), so SQLite takes it as is.
+            json.dumps(record.metadata) if record.metadata is not None else None
         )
         return (
             bot,
@@ -473,129 +478,193 @@ class LegacyImport:
         writer.finish()
 
 
+_MESSAGE_COLUMNS = (
+    "bot_name",
+    "channel_id",
+    "channel_name",
+    "channel_type",
+    "user_id",
+    "username",
+    "session_id",
+    "message_id",
+    "role",
+    "content",
+    "timestamp",
+    "metadata",
+    "source",
+)
+_SESSION_COLUMNS = (
+    "bot_name",
+    "channel_id",
+    "session_id",
+    "started_at",
+    "last_activity",
+    "message_count",
+    "is_active",
+    "source",
+)
+
+
+def _raw_insert(table: str, columns: Sequence[str]) -> str:
+    marks = ", ".join("?" * len(columns))
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) ON CONFLICT DO NOTHING"
+
+
+class _Session:
+    __slots__ = ("count", "first", "last", "last_activity", "session_id", "started_at")
+
+    def __init__(self, session_id: str, at: datetime, stamp: Any) -> None:
+        self.session_id = session_id
+        self.started_at = self.last_activity = at
+        self.first = self.last = stamp
+        self.count = 0
+
+
 class _Writer:
-    """Cuts one database's staged rows into sessions and writes them in batches."""
+    """Cuts one database's staged rows into sessions and writes them in batches.
+
+    On SQLite the rows go to the driver as tuples, with timestamps and JSON already in the text
+    form SQLAlchemy's types store there (the staging file holds them so): converting a million
+    values to Python objects and back was the largest cost of the import. PostgreSQL gets typed
+    values through Core.
+    """
 
     def __init__(self, connection: Connection, job: LegacyImport, commit_every: int | None) -> None:
         self.connection = connection
         self.job = job
         self.commit_every = commit_every
         self.pending = 0
-        self.messages: list[dict[str, Any]] = []
-        self.sessions: list[dict[str, Any]] = []
-        insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
+        self.messages: list[tuple[Any, ...]] = []
+        self.sessions: list[tuple[Any, ...]] = []
+        self.sqlite = connection.dialect.name == "sqlite"
+        insert = sqlite_insert if self.sqlite else pg_insert
         self.insert_messages = insert(_conversations).on_conflict_do_nothing()
         self.insert_sessions = insert(_sessions).on_conflict_do_nothing()
 
+    def _exists(self, table: Table, bot: str) -> bool:
+        found = self.connection.execute(
+            select(table.c.id).where(table.c.bot_name == bot).limit(1)
+        ).first()
+        return found is not None
+
+    def _column(self, column: Any, bot: str, channel_id: str) -> set[str]:
+        table = column.table
+        return set(
+            self.connection.execute(
+                select(column).where(table.c.bot_name == bot, table.c.channel_id == channel_id)
+            ).scalars()
+        )
+
     def write_bot(self, bot: str, config: BotConfig) -> None:
         report = self.job.report.bot(bot)
+        records = report.records
         gap, timeout = config.storage.session_gap, config.storage.session_timeout
-        has_rows = (
-            self.connection.execute(
-                select(_conversations.c.id).where(_conversations.c.bot_name == bot).limit(1)
-            ).first()
-            is not None
-        )
-        has_sessions = (
-            has_rows
-            or self.connection.execute(
-                select(_sessions.c.id).where(_sessions.c.bot_name == bot).limit(1)
-            ).first()
-            is not None
-        )
+        has_rows = self._exists(_conversations, bot)
+        has_sessions = has_rows or self._exists(_sessions, bot)
         names = _Names(self.job._stage)
+        progress = self.job.progress
+        sqlite = self.sqlite
         rows = self.job._stage.execute(
             "SELECT channel_id, user_id, message_id, role, content, ts, metadata FROM stage "
             "WHERE bot = ? ORDER BY channel_id, ts, seq",
             (bot,),
         )
         for channel_id, group in _by_channel(rows):
-            present: set[str] = set()
-            taken: set[str] = set()
-            if has_rows:
-                present = set(
-                    self.connection.execute(
-                        select(_conversations.c.message_id).where(
-                            _conversations.c.bot_name == bot,
-                            _conversations.c.channel_id == channel_id,
-                        )
-                    ).scalars()
-                )
-            if has_sessions:
-                taken = set(
-                    self.connection.execute(
-                        select(_sessions.c.session_id).where(
-                            _sessions.c.bot_name == bot, _sessions.c.channel_id == channel_id
-                        )
-                    ).scalars()
-                )
+            present = (
+                self._column(_conversations.c.message_id, bot, channel_id) if has_rows else set()
+            )
+            taken = self._column(_sessions.c.session_id, bot, channel_id) if has_sessions else set()
             channel_name = names.channel(channel_id)
-            current: dict[str, Any] | None = None
-            open_messages: list[dict[str, Any]] = []
+            current: _Session | None = None
+            open_messages: list[tuple[Any, ...]] = []
             for user_id, message_id, role, content, ts, metadata in group:
-                if self.job.progress:
-                    self.job.progress.advance("writing messages")
+                if progress:
+                    progress.advance("writing messages")
                 if message_id in present:
-                    report.records["already_present"] += 1
+                    records["already_present"] += 1
                     continue
-                at = datetime.strptime(ts, _TS).replace(tzinfo=UTC)
+                at = datetime.fromisoformat(ts).replace(tzinfo=UTC)
+                stamp: Any = ts.replace("T", " ") if sqlite else at
                 if current is None or not fits_session(
-                    current["started_at"], current["last_activity"], at, gap=gap, timeout=timeout
+                    current.started_at, current.last_activity, at, gap=gap, timeout=timeout
                 ):
                     if current is not None:
-                        self._close(current, open_messages)
+                        self._close(bot, channel_id, current, open_messages)
                         open_messages = []
                     session_id = unique_session_id(base_session_id(at, timeout), taken)
                     taken.add(session_id)
-                    current = {
-                        "bot_name": bot,
-                        "channel_id": channel_id,
-                        "session_id": session_id,
-                        "started_at": at,
-                        "last_activity": at,
-                        "message_count": 0,
-                        "is_active": False,
-                        "source": SOURCE,
-                    }
-                current["last_activity"] = at
-                current["message_count"] += 1
+                    current = _Session(session_id, at, stamp)
+                current.last_activity = at
+                current.last = stamp
+                current.count += 1
+                if not sqlite and metadata is not None:
+                    metadata = json.loads(metadata)
                 open_messages.append(
-                    {
-                        "bot_name": bot,
-                        "channel_id": channel_id,
-                        "channel_name": channel_name,
-                        "channel_type": "channel",
-                        "user_id": user_id,
-                        "username": names.user(user_id),
-                        "session_id": current["session_id"],
-                        "message_id": message_id,
-                        "role": role,
-                        "content": content,
-                        "timestamp": at,
-                        "metadata": json.loads(metadata) if metadata is not None else None,
-                        "source": SOURCE,
-                    }
+                    (
+                        bot,
+                        channel_id,
+                        channel_name,
+                        "channel",
+                        user_id,
+                        names.user(user_id),
+                        current.session_id,
+                        message_id,
+                        role,
+                        content,
+                        stamp,
+                        metadata,
+                        SOURCE,
+                    )
                 )
-                report.records["imported"] += 1
+                records["imported"] += 1
             if current is not None:
-                self._close(current, open_messages)
+                self._close(bot, channel_id, current, open_messages)
             self._flush()
             if self.commit_every is not None and self.pending >= self.commit_every:
                 self._commit()
 
-    def _close(self, session: dict[str, Any], messages: list[dict[str, Any]]) -> None:
-        self.sessions.append(session)
+    def _close(
+        self, bot: str, channel_id: str, session: _Session, messages: list[tuple[Any, ...]]
+    ) -> None:
+        self.sessions.append(
+            (
+                bot,
+                channel_id,
+                session.session_id,
+                session.first,
+                session.last,
+                session.count,
+                0 if self.sqlite else False,
+                SOURCE,
+            )
+        )
         self.messages.extend(messages)
-        self.job.report.bot(session["bot_name"]).sessions += 1
+        self.job.report.bot(bot).sessions += 1
         if len(self.messages) >= _BATCH:
             self._flush()
 
     def _flush(self) -> None:
         if not self.job.dry_run:
-            if self.sessions:
-                self.connection.execute(self.insert_sessions, self.sessions)
-            if self.messages:
-                self.connection.execute(self.insert_messages, self.messages)
+            if self.sqlite:
+                if self.sessions:
+                    self.connection.exec_driver_sql(
+                        _raw_insert("sessions", _SESSION_COLUMNS), self.sessions
+                    )
+                if self.messages:
+                    self.connection.exec_driver_sql(
+                        _raw_insert("conversations", _MESSAGE_COLUMNS), self.messages
+                    )
+            else:
+                if self.sessions:
+                    self.connection.execute(
+                        self.insert_sessions,
+                        [dict(zip(_SESSION_COLUMNS, s, strict=True)) for s in self.sessions],
+                    )
+                if self.messages:
+                    self.connection.execute(
+                        self.insert_messages,
+                        [dict(zip(_MESSAGE_COLUMNS, m, strict=True)) for m in self.messages],
+                    )
         self.pending += len(self.messages)
         self.sessions = []
         self.messages = []

@@ -24,6 +24,7 @@ from convostore.legacy.importer import (
     synthetic_message_id,
     to_utc,
     user_placeholder,
+    utc_text,
 )
 from convostore.legacy.reader import SHARED_DIR, SHARED_INDEX, LegacyFile, read_file
 from convostore.models import LegacyImportModel
@@ -118,7 +119,7 @@ def legacy_history(
                     conversation.user_id,
                     record.role,
                     record.content,
-                    at.strftime("%Y-%m-%dT%H:%M:%S.%f"),
+                    utc_text(at),
                 )
                 if message_id in found and found[message_id][0] <= at:
                     continue
