@@ -72,7 +72,7 @@ class _DelayedProgress:
 
     def __call__(self, sessions: int, messages: int, total: int) -> None:
         if self.progress is None:
-            if time.monotonic() - self.started < 1.0:
+            if not self.console.is_terminal or time.monotonic() - self.started < 1.0:
                 return
             self.progress = Progress(
                 TextColumn("{task.description}"),
@@ -105,8 +105,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         finally:
             bar.stop()
         console.print(
-            f"{config.name}: {result.files} session files in {result.channels} channels "
-            f"({result.sessions_written} written, {result.sessions_unchanged} unchanged), "
+            f"{config.name}: {result.files:,} session files in {result.channels:,} channels "
+            f"({result.sessions_written:,} written, {result.sessions_unchanged:,} unchanged), "
             f"{result.messages:,} messages in {time.perf_counter() - started:.1f} s "
             f"-> {escape(str(result.directory))}",
             soft_wrap=True,
