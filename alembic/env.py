@@ -110,7 +110,7 @@ def _guard(connection: Connection) -> Path | None:
         result = guard.backup_before_upgrade(Path(database), bots)
     except ConvostoreError as exc:
         raise CommandError(f"{exc}; nothing was migrated (no backup, no upgrade)") from None
-    logger.info("verified backup before the upgrade: %s", result.path)
+    logger.info("verified backup before migrating: %s", result.path)
     config.attributes["convostore_upgrade_backup"] = result.path
     return result.path
 
