@@ -103,6 +103,9 @@ def route(file: LegacyFile, shared_bots: list[str], record: LegacyRecord) -> lis
     return shared_bots
 
 
+_json_text = json.JSONEncoder().encode
+
+
 def utc_text(value: datetime) -> str:
     """``YYYY-MM-DDTHH:MM:SS.ffffff`` of an aware time in UTC: sorts as the instants do."""
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
@@ -197,19 +200,12 @@ _STAGE_SCHEMA = """
 CREATE TABLE stage (
     bot TEXT NOT NULL, message_id TEXT NOT NULL, channel_id TEXT NOT NULL, user_id TEXT NOT NULL,
     role TEXT NOT NULL, content TEXT NOT NULL, ts TEXT NOT NULL, metadata TEXT,
-    seq INTEGER NOT NULL,
-    UNIQUE (bot, message_id)
+    seq INTEGER NOT NULL
 );
 CREATE TABLE channel_names (channel_id TEXT PRIMARY KEY, name TEXT NOT NULL);
 CREATE TABLE usernames (user_id TEXT PRIMARY KEY, name TEXT NOT NULL);
 """
-_STAGE_ROW = """
-INSERT INTO stage VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (bot, message_id) DO UPDATE SET
-    channel_id = excluded.channel_id, user_id = excluded.user_id, role = excluded.role,
-    content = excluded.content, ts = excluded.ts, metadata = excluded.metadata, seq = excluded.seq
-WHERE excluded.ts < stage.ts
-"""
+_STAGE_ROW = "INSERT INTO stage VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 class LegacyImport:
@@ -244,12 +240,12 @@ class LegacyImport:
         self.report = ImportReport([str(d) for d in self.data_dirs], dry_run, legacy_tz)
         self._zones: dict[str, tzinfo] = {}
         self._config_cache: dict[str, BotConfig | None] = {}
-        self._attempts: dict[str, int] = defaultdict(int)
         self._seq = 0
         self._tmp = tempfile.TemporaryDirectory(prefix="convostore-import-")
         self._stage = sqlite3.connect(Path(self._tmp.name) / "stage.db", isolation_level=None)
         self._stage.executescript(
             "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA temp_store=FILE;"
+            "PRAGMA cache_size=-65536;"
             + _STAGE_SCHEMA
         )
         self._read = False
@@ -301,12 +297,9 @@ class LegacyImport:
             self._read_one(read_file(file))
             if self.progress:
                 self.progress.advance("reading files")
+        # Rule 7 happens on the way out: each channel's rows come back in time order, so the first
+        # copy of a message id is the earliest.
         self._stage.execute("CREATE INDEX stage_order ON stage (bot, channel_id, ts, seq)")
-        for bot, rows in self._stage.execute("SELECT bot, count(*) FROM stage GROUP BY bot"):
-            self.report.bot(bot).records["duplicate"] += self._attempts[bot] - rows
-        for bot in self._attempts:
-            if not self._stage.execute("SELECT 1 FROM stage WHERE bot = ?", (bot,)).fetchone():
-                self.report.bot(bot).records["duplicate"] += self._attempts[bot]
         self._read = True
 
     def _file_owner(self, file: LegacyFile) -> str:
@@ -409,11 +402,10 @@ class LegacyImport:
         message_id = record.message_id or synthetic_message_id(
             channel_id, user_id, record.role, record.content, at
         )
-        self._attempts[bot] += 1
         self._seq += 1
         metadata = (
             # The text SQLAlchemy's JSON type writes (default json.dumps), so SQLite takes it as is.
-            json.dumps(record.metadata) if record.metadata is not None else None
+            _json_text(record.metadata) if record.metadata is not None else None
         )
         return (
             bot,
@@ -569,6 +561,7 @@ class _Writer:
             "WHERE bot = ? ORDER BY channel_id, ts, seq",
             (bot,),
         )
+        done = 0
         for channel_id, group in _by_channel(rows):
             present = (
                 self._column(_conversations.c.message_id, bot, channel_id) if has_rows else set()
@@ -577,9 +570,15 @@ class _Writer:
             channel_name = names.channel(channel_id)
             current: _Session | None = None
             open_messages: list[tuple[Any, ...]] = []
+            seen: set[str] = set()
             for user_id, message_id, role, content, ts, metadata in group:
-                if progress:
-                    progress.advance("writing messages")
+                done += 1
+                if progress and done % 1000 == 0:
+                    progress.advance("writing messages", 1000)
+                if message_id in seen:
+                    records["duplicate"] += 1
+                    continue
+                seen.add(message_id)
                 if message_id in present:
                     records["already_present"] += 1
                     continue
@@ -622,6 +621,8 @@ class _Writer:
             self._flush()
             if self.commit_every is not None and self.pending >= self.commit_every:
                 self._commit()
+        if progress:
+            progress.advance("writing messages", done % 1000)
 
     def _close(
         self, bot: str, channel_id: str, session: _Session, messages: list[tuple[Any, ...]]

@@ -356,9 +356,8 @@ def _record(parsed: ParsedFile, where: str, index: int, raw: object) -> LegacyRe
         stored.update(meta)
     elif meta is not None:
         stored["legacy_metadata"] = meta
-    extra = {k: v for k, v in raw.items() if k not in KNOWN_RECORD_KEYS}
-    if extra:
-        stored["legacy_extra"] = extra
+    if not raw.keys() <= KNOWN_RECORD_KEYS:
+        stored["legacy_extra"] = {k: v for k, v in raw.items() if k not in KNOWN_RECORD_KEYS}
     message_id = None
     username = channel_name = None
     if isinstance(meta, dict):
