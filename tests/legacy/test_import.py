@@ -336,3 +336,57 @@ def test_a_database_without_schema_is_refused(
     assert migrate(folder) == 1
     assert "alembic upgrade head" in capsys.readouterr().err
     assert not (tmp_path / "new.db").exists()
+
+
+def test_a_failed_import_keeps_what_it_committed_and_a_rerun_finishes_it(
+    configs: Path, db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A real database trigger refuses one message, as a full disk or a dropped server would fail
+    # a batch half-way; the import commits after every channel here.
+    monkeypatch.setattr("convostore.legacy.run.COMMIT_EVERY", 1)
+    sqlite = db_url.startswith("sqlite")
+    if sqlite:
+        trigger = [
+            "CREATE TRIGGER refuse BEFORE INSERT ON conversations WHEN NEW.content = 'old times'"
+            " BEGIN SELECT RAISE(ABORT, 'refused by a test trigger'); END"
+        ]
+        drop = ["DROP TRIGGER refuse"]
+    else:
+        trigger = [
+            "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN IF NEW.content = 'old times'"
+            " THEN RAISE EXCEPTION 'refused by a test trigger'; END IF; RETURN NEW; END $$"
+            " LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse BEFORE INSERT ON conversations FOR EACH ROW"
+            " EXECUTE FUNCTION refuse()",
+        ]
+        drop = ["DROP TRIGGER refuse ON conversations", "DROP FUNCTION refuse()"]
+    execute(db_url, *trigger)
+    try:
+        assert migrate(configs) == 1
+        err = capsys.readouterr().err.strip()
+        assert "refused by a test trigger" in err and len(err.splitlines()) == 1
+        partial = all_rows(db_url)
+        assert 0 < len(partial) < 16
+        assert "old times" not in {r[9] for r in partial}
+    finally:
+        execute(db_url, *drop)
+    assert migrate(configs) == 0
+    rows, sessions = all_rows(db_url), all_sessions(db_url)
+    assert len(rows) == 16 and len({(r[0], r[7]) for r in rows}) == 16
+    counts = query(
+        db_url,
+        "SELECT s.message_count, (SELECT count(*) FROM conversations c WHERE c.bot_name ="
+        " s.bot_name AND c.channel_id = s.channel_id AND c.session_id = s.session_id)"
+        " FROM sessions s",
+    )
+    assert len(counts) == len(sessions) and all(a == b for a, b in counts)
+
+
+def execute(url: str, *statements: str) -> None:
+    engine = create_engine(sync_url(url))
+    try:
+        with engine.begin() as connection:
+            for statement in statements:
+                connection.exec_driver_sql(statement)
+    finally:
+        engine.dispose()
