@@ -2,7 +2,8 @@
 
 Reads benchmarks/results/history.json (convostore and the raw drivers, SQLite and PostgreSQL), any
 history_*.json written with ``bench_history.py --results NAME`` (sizes it adds) and, when present,
-benchmarks/results/peers.json (peer stores on SQLite); writes
+benchmarks/results/peers.json (peer stores on SQLite), and before_history*.json, runs of the same
+script on an earlier commit (their convostore rows are drawn dotted as "before"); writes
 docs/history_latency.png. Needs matplotlib (``pip install -e ".[bench]"``).
 
     .venv/bin/python benchmarks/plot.py
@@ -35,6 +36,13 @@ def main() -> None:
     series: dict[str, list[tuple[int, float]]] = defaultdict(list)
     for label, points in points_by_label.items():
         series[label] = list(points.items())
+    before: dict[str, dict[int, float]] = defaultdict(dict)
+    for path in sorted(common.RESULTS.glob("before_history*.json")):
+        for r in json.loads(path.read_text())["rows"]:
+            if r["contender"] == "convostore":
+                before[f"convostore before ({r['backend']})"].setdefault(r["rows"], r["p50_ms"])
+    for label, points in before.items():
+        series[label] = list(points.items())
     peers_path = common.RESULTS / "peers.json"
     if peers_path.exists():
         for r in json.loads(peers_path.read_text())["history"]:
@@ -44,7 +52,7 @@ def main() -> None:
     fig, ax = plt.subplots(figsize=(8, 5))
     for label, points in sorted(series.items()):
         points.sort()
-        style = "-" if label.startswith("convostore") else "--"
+        style = ":" if " before " in label else "-" if label.startswith("convostore") else "--"
         ax.plot([p[0] for p in points], [p[1] for p in points], style, marker="o", label=label)
     ax.set_xscale("log")
     ax.set_yscale("log")
