@@ -41,8 +41,8 @@ def main() -> None:
         for r in json.loads(path.read_text())["rows"]:
             if r["contender"] == "convostore":
                 before[f"convostore before ({r['backend']})"].setdefault(r["rows"], r["p50_ms"])
-    for label, points in before.items():
-        series[label] = list(points.items())
+    for label, sizes in before.items():
+        series[label] = list(sizes.items())
     peers_path = common.RESULTS / "peers.json"
     if peers_path.exists():
         for r in json.loads(peers_path.read_text())["history"]:
@@ -50,10 +50,10 @@ def main() -> None:
                 series[f"{r['contender']} (sqlite)"].append((r["rows"], r["p50_ms"]))
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    for label, points in sorted(series.items()):
-        points.sort()
+    for label, line in sorted(series.items()):
+        line.sort()
         style = ":" if " before " in label else "-" if label.startswith("convostore") else "--"
-        ax.plot([p[0] for p in points], [p[1] for p in points], style, marker="o", label=label)
+        ax.plot([p[0] for p in line], [p[1] for p in line], style, marker="o", label=label)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("messages in the database")
