@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -73,6 +74,50 @@ async def fill(config_factory: ConfigFactory, bot: str = "sage") -> None:
             await add(store, GENERAL, minute, f"{bot} later {minute}")
         await add(store, DM, 5, f"{bot} dm hello")
         await add(store, DM, 6, f"{bot} dm reply", role="assistant", username="")
+
+
+async def insert_raw(
+    url: str,
+    sessions: list[tuple[str, str, datetime, datetime, int]],
+    messages: list[tuple[str, str, datetime, str]],
+    channel_name: Callable[[str], str] = lambda channel_id: f"raw-{channel_id}",
+) -> None:
+    """Insert bot sage's sessions and messages as given, bypassing the store's rules."""
+    engine = create_engine(url, null_pool=True)
+    sessions_table = cast(Table, ChatSessionModel.__table__)
+    conversations = cast(Table, ConversationModel.__table__)
+    try:
+        async with engine.begin() as connection:
+            for channel_id, session_id, started, last, count in sessions:
+                await connection.execute(
+                    insert(sessions_table).values(
+                        bot_name="sage",
+                        channel_id=channel_id,
+                        session_id=session_id,
+                        started_at=started,
+                        last_activity=last,
+                        message_count=count,
+                        is_active=False,
+                    )
+                )
+            for n, (channel_id, session_id, at, content) in enumerate(messages):
+                await connection.execute(
+                    insert(conversations).values(
+                        bot_name="sage",
+                        channel_id=channel_id,
+                        channel_name=channel_name(channel_id),
+                        channel_type="channel",
+                        user_id="42",
+                        username="alice",
+                        session_id=session_id,
+                        message_id=f"raw{n}",
+                        role="user",
+                        content=content,
+                        timestamp=at,
+                    )
+                )
+    finally:
+        await engine.dispose()
 
 
 def files_under(root: Path) -> list[Path]:
@@ -179,9 +224,6 @@ async def test_hostile_names_stay_inside_the_export_directory(
             await add(store, ChannelInfo.channel(1000 + index, name), 0, f"in {name!r}")
         await add(store, ChannelInfo.dm(5000, 7, "../../root"), 0, "dm")
     # Rows the store would never write itself, as an import or a hand-edit could leave them.
-    engine = create_engine(make_config().database_url, null_pool=True)
-    sessions = cast(Table, ChatSessionModel.__table__)
-    conversations = cast(Table, ConversationModel.__table__)
     odd = [
         ("../../escaped", "../../escaped"),
         ("/tmp/absolute", "CON"),
@@ -194,37 +236,15 @@ async def test_hostile_names_stay_inside_the_export_directory(
         ("1", ""),
         ("1", "."),
     ]
-    try:
-        async with engine.begin() as connection:
-            for n, (channel_id, session_id) in enumerate(odd):
-                await connection.execute(
-                    insert(sessions).values(
-                        bot_name="sage",
-                        channel_id=channel_id,
-                        session_id=session_id,
-                        started_at=T0,
-                        last_activity=T0,
-                        message_count=1,
-                        is_active=False,
-                    )
-                )
-                await connection.execute(
-                    insert(conversations).values(
-                        bot_name="sage",
-                        channel_id=channel_id,
-                        channel_name="../../" + channel_id,
-                        channel_type="channel",
-                        user_id="42",
-                        username="alice",
-                        session_id=session_id,
-                        message_id=f"odd{n}",
-                        role="user",
-                        content=f"odd {n}",
-                        timestamp=T0,
-                    )
-                )
-    finally:
-        await engine.dispose()
+    await insert_raw(
+        make_config().database_url,
+        [(channel_id, session_id, T0, T0, 1) for channel_id, session_id in odd],
+        [
+            (channel_id, session_id, T0, f"odd {n}")
+            for n, (channel_id, session_id) in enumerate(odd)
+        ],
+        channel_name=lambda channel_id: "../../" + channel_id,
+    )
 
     sandbox = tmp_path / "sandbox"
     out = sandbox / "export"
@@ -267,6 +287,47 @@ async def test_rerun_rewrites_only_changed_sessions(
     changed = [p for p in files_under(out) if p.stat().st_mtime_ns != old]
     assert [p.parent.name for p in changed] == [DM.safe_name]
     assert load(changed[0])["messages"][-1]["content"] == "one more"
+    assert not [p for p in out.rglob(".*")], "no temporary files left behind"
+
+
+def contents_by_session(out: Path) -> dict[str, list[str]]:
+    return {p.stem: [m["content"] for m in load(p)["messages"]] for p in files_under(out)}
+
+
+async def test_sessions_that_overlap_in_time_are_complete_and_rerun_stable(
+    make_config: ConfigFactory, tmp_path: Path
+) -> None:
+    """Rows outside their session's recorded span, and sessions that overlap, still export whole."""
+    minute = timedelta(minutes=1)
+    sessions = [
+        # "a" claims to end at T0+1m with 1 message; a second row at T0+5m proves it wrong
+        ("7", "a", T0, T0 + minute, 1),
+        ("7", "b", T0 + 2 * minute, T0 + 3 * minute, 1),
+    ]
+    messages = [("7", "a", T0, "a1"), ("7", "b", T0 + 2 * minute, "b1")]
+    messages.append(("7", "a", T0 + 5 * minute, "a2"))
+    # six sessions whose rows interleave, more than are ever kept in memory together
+    for k in range(6):
+        sessions.append(("8", f"c{k}", T0, T0 + 10 * minute, 3))
+    for step in range(3):
+        for k in range(6):
+            messages.append(("8", f"c{k}", T0 + (step * 6 + k) * minute / 4, f"c{k}-{step}"))
+    await insert_raw(make_config().database_url, sessions, messages)
+    out = tmp_path / "export"
+    first = await export_bot(make_config(), out)
+    assert (first.files, first.messages, first.sessions_written) == (8, 21, 8)
+    contents = contents_by_session(out)
+    assert contents["a"] == ["a1", "a2"] and contents["b"] == ["b1"]
+    for k in range(6):
+        assert contents[f"c{k}"] == [f"c{k}-{step}" for step in range(3)]
+    again = await export_bot(make_config(), out)
+    # "a" is found complete too early (its counter says 1) and rendered twice: rewritten each run
+    assert (again.sessions_written, again.sessions_unchanged, again.messages) == (1, 7, 21)
+    assert contents == {
+        p.stem: [m["content"] for m in load(p)["messages"]] for p in files_under(out)
+    }
+    markdown = await export_bot(make_config(), out, fmt="markdown")
+    assert (markdown.files, markdown.messages) == (8, 21)
     assert not [p for p in out.rglob(".*")], "no temporary files left behind"
 
 

@@ -30,6 +30,7 @@ import os
 import re
 import tempfile
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -56,6 +57,9 @@ _C = cast(Table, ConversationModel.__table__)
 _T = TypeVar("_T")
 
 FETCH_BATCH = 2000
+# Unfinished sessions of one channel whose rendered text may stay in memory together; there are
+# more than one only when sessions overlap in time (rows imported out of order).
+_OPEN_SESSIONS = 4
 # Rendered text kept in memory per session before it is appended to the session's temporary file.
 _SPILL_BYTES = 256 * 1024
 
@@ -276,8 +280,10 @@ def _markdown_message(message: dict[str, Any], bot_name: str) -> str:
 class _SessionFile:
     """One session's file under construction: buffered, spilled to a temporary file."""
 
-    def __init__(self, target: Path, head: str) -> None:
+    def __init__(self, target: Path, head: str, session: ExportedSession) -> None:
         self.target = target
+        self.head = head
+        self.session = session
         self.chunks = [head]
         self.size = len(head)
         self.messages = 0
@@ -289,6 +295,10 @@ class _SessionFile:
         self.messages += 1
         if self.size >= _SPILL_BYTES:
             self._spill()
+
+    def spill(self) -> None:
+        """Move the buffered text to the temporary file, freeing the memory."""
+        self._spill()
 
     def _spill(self) -> None:
         if self.tmp is None:
@@ -438,6 +448,7 @@ class _Export:
         self.since = since
         self.progress = progress
         self.written = self.unchanged = self.messages = self.channels = self.sessions_done = 0
+        self.total = 0
 
     def _session_filter(self) -> list[Any]:
         clauses = [_S.c.bot_name == self.bot]
@@ -446,7 +457,7 @@ class _Export:
         return clauses
 
     def run(self, connection: Connection) -> None:
-        total = int(
+        self.total = int(
             connection.execute(
                 select(func.count()).select_from(_S).where(*self._session_filter())
             ).scalar_one()
@@ -465,8 +476,6 @@ class _Export:
             self._channel(connection, channel_id)
             connection.commit()  # ends this channel's read transaction: no long snapshot
             self.channels += 1
-            if self.progress is not None:
-                self.progress(self.sessions_done, self.messages, total)
 
     def _channel(self, connection: Connection, channel_id: str) -> None:
         name, kind = newest_channel_names(connection, self.bot, [channel_id]).get(
@@ -498,47 +507,108 @@ class _Export:
             taken.add(stem.lower())
             target = _inside(self.root, self.bot, folder, safe_name, stem + self.extension)
             head = _json_head(session) if self.fmt == "json" else _markdown_head(session)
-            files[session.session_id] = _SessionFile(target, head)
+            files[session.session_id] = _SessionFile(target, head, session)
         if not files:
             return
         try:
             self._messages(connection, channel_id, files)
-            for file in files.values():
-                tail = _json_tail(file.messages) if self.fmt == "json" else ""
-                if file.finish(tail):
-                    self.written += 1
-                else:
-                    self.unchanged += 1
-                self.messages += file.messages
-                self.sessions_done += 1
         finally:
             for file in files.values():
                 file.discard()
 
+    def _finish(self, file: _SessionFile) -> bool:
+        """Put the session's file in place; whether it was (re)written."""
+        written = file.finish(_json_tail(file.messages) if self.fmt == "json" else "")
+        if written:
+            self.written += 1
+        else:
+            self.unchanged += 1
+        self.messages += file.messages
+        self.sessions_done += 1
+        if self.progress is not None:
+            self.progress(self.sessions_done, self.messages, self.total)
+        return written
+
+    def _render(self, file: _SessionFile, row: Sequence[Any], at: datetime) -> None:
+        if self.fmt == "json":
+            file.add(_json_message(row, _iso(at), first=file.messages == 0))
+        else:
+            message = dict(zip(_MESSAGE_KEYS, row, strict=True))
+            message["timestamp"] = at
+            file.add(_markdown_message(message, self.bot))
+
     def _messages(
         self, connection: Connection, channel_id: str, files: dict[str, _SessionFile]
     ) -> None:
-        dialect = connection.dialect.name
+        """Stream the channel's messages into their session files, finishing sessions early.
+
+        A channel's sessions follow each other in time, so once the stream has moved a few
+        sessions further a session is complete and its file is finished, which keeps memory
+        bounded however large the channel. A message that comes back to a finished session
+        (timestamps that interleave sessions, e.g. imported rows) marks it for a second pass that
+        renders it alone.
+        """
+        columns = _message_columns(connection.dialect.name)
         query = (
-            select(*_message_columns(dialect))
+            select(*columns)
             .where(_C.c.bot_name == self.bot, _C.c.channel_id == channel_id)
             .order_by(_C.c.timestamp, _C.c.id)
         )
         if self.since is not None and len(files) <= 500:
             # only some sessions of the channel are exported: skip the other rows in SQL
             query = query.where(_C.c.session_id.in_(list(files)))
+        # Sessions that have rows and are not finished yet, most recently fed last.
+        recent: OrderedDict[str, _SessionFile] = OrderedDict()
+        finished: dict[str, tuple[bool, int]] = {}  # written?, messages
+        revisit: set[str] = set()
+        previous: str | None = None
         result = connection.execution_options(yield_per=FETCH_BATCH).execute(query)
         for row in result:
-            file = files.get(row[7])
+            session_id = row[7]
+            if session_id in finished:
+                revisit.add(session_id)
+                continue
+            file = files.get(session_id)
             if file is None:
                 continue
-            if self.fmt == "json":
-                at = _iso(_timestamp(row[11]))
-                file.add(_json_message(row, at, first=file.messages == 0))
-            else:
-                message = dict(zip(_MESSAGE_KEYS, row, strict=True))
-                message["timestamp"] = _timestamp(message["timestamp"])
-                file.add(_markdown_message(message, self.bot))
+            at = _timestamp(row[11])
+            if session_id != previous:
+                previous = session_id
+                recent[session_id] = file
+                recent.move_to_end(session_id)
+                # The store keeps every message of a session within [started_at, last_activity]
+                # and counts them: once the stream is past a session's last activity and has
+                # brought all of its messages, that session is complete.
+                for other_id, other in list(recent.items())[:-1]:
+                    if (
+                        other.session.last_activity < at
+                        and other.messages >= other.session.message_count
+                    ):
+                        del recent[other_id]
+                        finished[other_id] = (self._finish(other), other.messages)
+                if len(recent) > _OPEN_SESSIONS:
+                    # Sessions overlap in time (rows imported out of order): keep their text on
+                    # disk rather than in memory until the channel ends.
+                    for other in list(recent.values())[:-_OPEN_SESSIONS]:
+                        other.spill()
+            self._render(file, row, at)
+        for session_id, file in files.items():
+            if session_id not in finished:
+                finished[session_id] = (self._finish(file), file.messages)
+        for session_id in sorted(revisit):
+            # A row outside its session's recorded time span came after the session was
+            # finished: render that session again on its own, all of its rows in order.
+            was_written, partial = finished[session_id]
+            first = files[session_id]
+            again = files[session_id] = _SessionFile(first.target, first.head, first.session)
+            for row in connection.execution_options(yield_per=FETCH_BATCH).execute(
+                query.where(_C.c.session_id == session_id)
+            ):
+                self._render(again, row, _timestamp(row[11]))
+            rewritten = again.finish(_json_tail(again.messages) if self.fmt == "json" else "")
+            if rewritten and not was_written:
+                self.written, self.unchanged = self.written + 1, self.unchanged - 1
+            self.messages += again.messages - partial
 
 
 def _prepare(out: Path, bot: str) -> Path:
