@@ -376,8 +376,9 @@ async def test_a_second_run_asks_only_for_what_is_still_a_placeholder(
 
 
 async def test_dry_run_writes_nothing_and_reports_the_same_changes(
-    make_config: ConfigFactory, db_url: str
+    make_config: ConfigFactory, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(names, "UPDATE_CHUNK", 1)  # every row in a transaction of its own
     await add_rows(db_url)
     before = await read_rows(db_url)
     config = make_config("sage")
