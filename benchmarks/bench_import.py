@@ -61,6 +61,7 @@ class Run:
     peak_rss_mb: float  # polled with psutil every 50 ms, the process and its children
     maxrss_mb: float  # the kernel's high-water mark for the process (os.wait4)
     cpu_seconds: float  # user + system time of the process (os.wait4)
+    peak_at_seconds: float  # when the polled peak was seen, from the start
     returncode: int
     stdout: str
     stderr: str
@@ -75,10 +76,11 @@ def measure(cmd: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> 
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err)
     peak = 0
+    peak_at = 0.0
     done = threading.Event()
 
     def poll() -> None:
-        nonlocal peak
+        nonlocal peak, peak_at
         try:
             watched = psutil.Process(proc.pid)
             while not done.is_set():
@@ -86,7 +88,8 @@ def measure(cmd: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> 
                 for child in watched.children(recursive=True):
                     with contextlib.suppress(psutil.Error):  # a child that just ended
                         rss += child.memory_info().rss
-                peak = max(peak, rss)
+                if rss > peak:
+                    peak, peak_at = rss, time.perf_counter() - started
                 done.wait(POLL_SECONDS)
         except psutil.Error:
             pass  # the process is gone
@@ -105,6 +108,7 @@ def measure(cmd: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> 
         peak_rss_mb=peak / 2**20,
         maxrss_mb=usage.ru_maxrss / 1024,  # kilobytes on Linux
         cpu_seconds=usage.ru_utime + usage.ru_stime,
+        peak_at_seconds=peak_at,
         returncode=proc.returncode,
         stdout=out.read(),
         stderr=err.read(),
@@ -376,7 +380,7 @@ def run_scale(
         first_totals = totals(workdir / "report.json")
         print(
             f"  convostore: {first.seconds:.1f} s, {first_totals.get('imported', 0):,} imported,"
-            f" peak {first.peak_rss_mb:.0f} MB",
+            f" peak {first.peak_rss_mb:.0f} MB at {first.peak_at_seconds:.0f} s",
             flush=True,
         )
         again = measure(migrate_cmd(target, tree, workdir / "rerun.json"), cwd=workdir, env=env)
@@ -398,6 +402,7 @@ def run_scale(
         peak_rss_mb=max(base_before.peak_rss_mb, base_after.peak_rss_mb),
         maxrss_mb=max(base_before.maxrss_mb, base_after.maxrss_mb),
         cpu_seconds=(base_before.cpu_seconds + base_after.cpu_seconds) / 2,
+        peak_at_seconds=float("nan"),
         returncode=0,
         stdout="",
         stderr="",
@@ -431,6 +436,7 @@ def run_scale(
             "ratio_vs_baseline": ours_rate / base_rate,
             "cpu_ratio_vs_baseline": base.cpu_seconds / first.cpu_seconds,
             "peak_rss_mb": first.peak_rss_mb,
+            "peak_at_seconds": first.peak_at_seconds,
             "maxrss_mb": first.maxrss_mb,
             "cpu_seconds": first.cpu_seconds,
             "totals": first_totals,
