@@ -253,6 +253,10 @@ async def test_hostile_names_stay_inside_the_export_directory(
         sessions_total = len(HOSTILE_NAMES) + 1 + len(odd)
         assert result.files == sessions_total
     check_tree(sandbox, out, sessions_total)
+    escaped = [load(p) for p in out.rglob("*.json") if load(p)["session_id"] == "../../escaped"]
+    assert [(d["channel_id"], d["channel_name"]) for d in escaped] == [
+        ("../../escaped", "../../../../escaped")
+    ], "the header keeps the stored id and name; only the file name is made safe"
 
 
 def test_safe_session_names() -> None:

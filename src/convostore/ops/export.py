@@ -31,7 +31,7 @@ import re
 import tempfile
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from json.encoder import encode_basestring
@@ -167,11 +167,16 @@ _MESSAGE_KEYS = (
 
 @dataclass(frozen=True)
 class ExportedSession:
-    """A session row with the channel it belongs to, as written at the top of its file."""
+    """A session row with the channel it belongs to, as written at the top of its file.
+
+    ``channel`` gives the folder name; the id and name as stored are kept apart, because
+    :func:`stored_channel` may have replaced an id that is not decimal.
+    """
 
     bot_name: str
     channel: ChannelInfo
     stored_channel_id: str
+    stored_channel_name: str
     session_id: str
     started_at: datetime
     last_activity: datetime
@@ -183,7 +188,7 @@ class ExportedSession:
             "bot": self.bot_name,
             "session_id": self.session_id,
             "channel_id": self.stored_channel_id,
-            "channel_name": self.channel.name,
+            "channel_name": self.stored_channel_name,
             "channel_type": self.channel.type,
             "started_at": _iso(self.started_at),
             "last_activity": _iso(self.last_activity),
@@ -251,7 +256,8 @@ def _markdown_head(session: ExportedSession) -> str:
     where = "DM" if channel.is_dm else "Channel"
     state = "open" if session.is_active else "closed"
     return (
-        f"# {where} {_code_span(channel.name)}, session {_code_span(session.session_id)}\n\n"
+        f"# {where} {_code_span(session.stored_channel_name)}, "
+        f"session {_code_span(session.session_id)}\n\n"
         f"- Bot: {_code_span(session.bot_name)}\n"
         f"- {where} id: {_code_span(session.stored_channel_id)}\n"
         f"- From {_when(session.started_at)} to {_when(session.last_activity)}\n"
@@ -499,7 +505,7 @@ class _Export:
         taken: set[str] = set()
         for row in sessions:
             session = ExportedSession(
-                self.bot, channel, channel_id, row[0], row[1], row[2], row[3], bool(row[4])
+                self.bot, channel, channel_id, name, row[0], row[1], row[2], row[3], bool(row[4])
             )
             stem = safe_session_name(session.session_id)
             if stem.lower() in taken:  # same stem twice in one folder (only if hashes collide)
@@ -650,10 +656,3 @@ async def export_bot(
     return ExportResult(
         config.name, root / config.name, job.written, job.unchanged, job.messages, job.channels
     )
-
-
-def iter_export_files(directory: Path) -> Iterator[Path]:
-    """The session files under an export directory (for checks and tests)."""
-    for path in sorted(directory.rglob("*")):
-        if path.is_file() and not path.name.startswith("."):
-            yield path
