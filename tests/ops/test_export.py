@@ -269,6 +269,7 @@ def test_safe_session_names() -> None:
     )
     assert stored_channel("../..", "x", "dm").id.isdigit()
     assert stored_channel("100", "general", "channel") == GENERAL
+    assert stored_channel(" 100", "general", "channel").safe_name != GENERAL.safe_name
 
 
 async def test_rerun_rewrites_only_changed_sessions(
@@ -437,6 +438,11 @@ async def test_unwritable_or_escaping_directory_is_a_clear_error(
     with pytest.raises(OperationError, match="outside the export directory"):
         await export_bot(make_config(), out)
     assert not list(outside.iterdir())
+    # a file where a folder must go: a file error, not a database error
+    (out / "sage" / "channels").unlink()
+    (out / "sage" / "channels").write_text("in the way")
+    with pytest.raises(OperationError, match=r"channels.*cannot write the export directory"):
+        await export_bot(make_config(), out)
     with pytest.raises(InvalidInput):
         await export_bot(make_config(), out, fmt="html")  # type: ignore[arg-type]
     with pytest.raises(InvalidInput):

@@ -85,9 +85,8 @@ def stored_channel(channel_id: str, name: str | None, channel_type: str | None) 
     replaced, for the file name only, by a decimal digest of it, and kept readable in the name.
     """
     kind: Literal["channel", "dm"] = "dm" if channel_type == "dm" else "channel"
-    text = channel_id.strip()
-    if text and text.isascii() and text.isdigit() and len(text) <= 64:
-        return ChannelInfo(text, name or "", kind)
+    if channel_id.isascii() and channel_id.isdigit() and len(channel_id) <= 64:
+        return ChannelInfo(channel_id, name or "", kind)
     substitute = str(int(_digest(channel_id, 15), 16))
     return ChannelInfo(substitute, f"{name or ''} {channel_id}", kind)
 
@@ -463,6 +462,14 @@ class _Export:
         return clauses
 
     def run(self, connection: Connection) -> None:
+        # File errors are turned into OperationError here: the database layer around this work
+        # would report any OSError as an unreachable database.
+        try:
+            self._run(connection)
+        except OSError as exc:
+            raise _os_error(exc, exc.filename or self.root) from exc
+
+    def _run(self, connection: Connection) -> None:
         self.total = int(
             connection.execute(
                 select(func.count()).select_from(_S).where(*self._session_filter())
@@ -649,10 +656,7 @@ async def export_bot(
     since_at = None if since is None else parse_since(since)
     root = _prepare(Path(out), config.name)
     job = _Export(config, root, fmt, since_at, progress)
-    try:
-        await read_bot_database(config, job.run)
-    except OSError as exc:
-        raise _os_error(exc, getattr(exc, "filename", None) or root) from exc
+    await read_bot_database(config, job.run)
     return ExportResult(
         config.name, root / config.name, job.written, job.unchanged, job.messages, job.channels
     )
