@@ -375,7 +375,7 @@ class ExportResult:
 
 
 ExportProgress = Callable[[int, int, int], None]
-"""``progress(sessions_done, messages_done, sessions_total)``, called after each channel."""
+"""``progress(sessions_done, messages_done, sessions_total)``, called after each session."""
 
 
 def _message_columns(dialect: str) -> tuple[Any, ...]:
@@ -387,7 +387,11 @@ def _message_columns(dialect: str) -> tuple[Any, ...]:
 
 def _timestamp(value: Any) -> datetime:
     if isinstance(value, str):
-        return datetime.fromisoformat(value + "+00:00")
+        try:
+            at = datetime.fromisoformat(value)
+        except ValueError:
+            raise OperationError(f"unreadable stored timestamp {value[:40]!r}") from None
+        return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
     return cast(datetime, value).astimezone(UTC)
 
 
