@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
+from convostore import BotStore, ChannelInfo
 from convostore.cli import main
 from tests.conftest import ConfigFactory
-from tests.ops.test_export import GENERAL, fill
+from tests.ops.test_export import GENERAL, add, fill
 
 
 @pytest.fixture
@@ -88,6 +89,24 @@ def test_browse_levels(config_dir: Path, capsys: pytest.CaptureFixture[str]) -> 
     for minute in (0, 1, 2):
         assert f"sage general {minute}" in out
     assert "alice (user)" in out
+
+
+def test_transcript_prints_content_literally(
+    config_dir: Path, make_config: ConfigFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def add_odd() -> None:
+        async with BotStore.open(make_config("sage")) as store:
+            await add(
+                store, ChannelInfo.channel(77, "[b]odd"), 60 * 24, "[red]not markup[/] :fire:"
+            )
+            await add(store, ChannelInfo.channel(77, "[b]odd"), 60 * 24 + 1, "bell\x07 esc\x1b[2J")
+
+    asyncio.run(add_odd())
+    args = ["browse", "--config-dir", str(config_dir), "--bot", "sage"]
+    assert main([*args, "--session", "2026-11-21_09-00-00_3600s"]) == 0
+    out = capsys.readouterr().out
+    assert "[red]not markup[/] :fire:" in out and "[b]odd" in out
+    assert "\x1b" not in out and "\x07" not in out and "esc\u241b[2J" in out
 
 
 def test_stats(config_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

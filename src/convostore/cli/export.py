@@ -93,7 +93,7 @@ class _DelayedProgress:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    console = Console()
+    console = Console(emoji=False)
     since = parse_since(args.since) if args.since else None
     for config in _configs(args):
         bar = _DelayedProgress(console, f"{config.name}: exporting")
@@ -150,7 +150,7 @@ def _print_channels(console: Console, bot: str, channels: list[ChannelSummary]) 
 
 
 def cmd_browse(args: argparse.Namespace) -> int:
-    console = Console()
+    console = Console(emoji=False)
     configs = _configs(args)
     if args.session is not None:
         if len(configs) > 1:
@@ -200,7 +200,7 @@ def cmd_browse(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    console = Console()
+    console = Console(emoji=False)
     everything = [asyncio.run(bot_stats(config)) for config in _configs(args)]
     # One column per bot: a handful of bots fit in 80 columns, the long dates do not fit in rows.
     table = Table(show_edge=False)
