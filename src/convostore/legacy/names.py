@@ -362,7 +362,10 @@ class _Resolver:
             functools.partial(_rowcount, update(_C).where(*retype).values(channel_type=info.type))
         )
         return changed + await self._update_by_id(
-            row_ids, [*own, placeholder], channel_name=info.name, channel_type=info.type
+            row_ids,
+            [_C.c.source == LEGACY_SOURCE, _C.c.channel_id == info.id, placeholder],
+            channel_name=info.name,
+            channel_type=info.type,
         )
 
     async def _save_user(self, user_id: str, name: str) -> int:
@@ -370,7 +373,6 @@ class _Resolver:
         if self.dry_run:
             return len(row_ids)
         where = [
-            _C.c.bot_name == self.bot,
             _C.c.source == LEGACY_SOURCE,
             _C.c.user_id == user_id,
             _C.c.username == USER_PLACEHOLDER_PREFIX + user_id,
@@ -378,7 +380,12 @@ class _Resolver:
         return await self._update_by_id(row_ids, where, username=name)
 
     async def _update_by_id(self, row_ids: array[int], where: list[Any], **values: str) -> int:
-        """Update the rows among ``row_ids`` that still match ``where``, a chunk per transaction."""
+        """Update the rows among ``row_ids`` that still match ``where``, a chunk per transaction.
+
+        ``where`` must not name ``bot_name``: SQLite would then walk the bot's index, all of the
+        bot's rows, instead of looking the ids up (0.38 s instead of 0.01 s for 50 rows of a
+        million). The ids come from the scan of this bot's rows, and a row never changes bot.
+        """
         changed = 0
         for start in range(0, len(row_ids), UPDATE_CHUNK):
             chunk = row_ids[start : start + UPDATE_CHUNK].tolist()
