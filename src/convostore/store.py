@@ -198,6 +198,16 @@ class BotStore:
             raise InvalidInput(f"username must be a str, not {type(username).__name__}")
         if not isinstance(channel, ChannelInfo):
             raise InvalidInput(f"channel must be a ChannelInfo, not {type(channel).__name__}")
+        for what, value in (
+            ("content", content),
+            ("username", username),
+            ("channel name", channel.name),
+        ):
+            if "\x00" in value:
+                # PostgreSQL text cannot hold NUL; refused on every backend so they store alike.
+                raise InvalidInput(
+                    f"{what} contains a NUL character (\\x00), which cannot be stored"
+                )
         user = _decimal_id(user_id, "user_id")
         msg_id = _message_id(message_id)
         at = _utc(timestamp)

@@ -106,6 +106,8 @@ async def test_same_message_id_twice_stores_one_row(store: BotStore) -> None:
         ({"timestamp": datetime(2024, 1, 1, 12, 0)}, "timezone-aware"),
         ({"metadata": {"x": object()}}, "metadata"),
         ({"content": None}, "content"),
+        ({"content": "a\x00b"}, "content contains a NUL"),
+        ({"username": "a\x00"}, "username contains a NUL"),
     ],
 )
 async def test_invalid_input_is_rejected(

@@ -116,3 +116,20 @@ def test_the_reader_never_writes(tmp_path: Path) -> None:
     after = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in data.rglob("*") if p.is_file()}
     assert before == after
     assert conversation(1, 2)["messages"] == []
+
+
+def test_nul_characters_are_reported_not_stored(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "data" / "multi_bot_conversations" / "sage" / "5_6.json",
+        conversation(
+            5,
+            6,
+            record("user", "a\x00b", "2025-01-01T00:00:00"),
+            record("user", "fine", "2025-01-01T00:00:01", None, username="x\x00y"),
+        ),
+    )
+    (parsed,) = [read_file(f) for f in scan(path.parents[2])]
+    assert [(p.index, p.kind) for p in parsed.invalid] == [(0, "invalid_record")]
+    assert "NUL" in parsed.invalid[0].detail
+    (kept,) = parsed.conversations[0].records
+    assert kept.content == "fine" and kept.username is None

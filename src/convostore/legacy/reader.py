@@ -326,6 +326,11 @@ def _conversation(
     return Conversation(where, ids[0], ids[1], participants, records)
 
 
+def _name(value: object) -> str | None:
+    """A name from metadata, if usable as one (a NUL could not be stored on PostgreSQL)."""
+    return value if isinstance(value, str) and value and "\x00" not in value else None
+
+
 def _record(parsed: ParsedFile, where: str, index: int, raw: object) -> LegacyRecord | None:
     def invalid(detail: str) -> None:
         parsed.invalid.append(Problem(where, "invalid_record", detail, index))
@@ -340,6 +345,9 @@ def _record(parsed: ParsedFile, where: str, index: int, raw: object) -> LegacyRe
     content = raw.get("content")
     if not isinstance(content, str):
         invalid("missing content" if content is None else f"content is a {type(content).__name__}")
+        return None
+    if "\x00" in content:
+        invalid("content contains a NUL character (\\u0000), which PostgreSQL cannot store")
         return None
     stamp = raw.get("timestamp")
     try:
@@ -372,10 +380,8 @@ def _record(parsed: ParsedFile, where: str, index: int, raw: object) -> LegacyRe
                     index,
                 )
             )
-        if isinstance(meta.get("username"), str) and meta["username"]:
-            username = meta["username"]
-        if isinstance(meta.get("channel_name"), str) and meta["channel_name"]:
-            channel_name = meta["channel_name"]
+        username = _name(meta.get("username"))
+        channel_name = _name(meta.get("channel_name"))
     return LegacyRecord(
         index=index,
         role=role,
