@@ -14,7 +14,9 @@ same tree in the same run:
 
 Both processes are timed from spawn to exit. Peak memory is the largest resident set size (RSS) of
 the process and its children, polled with psutil every 50 ms, checked against the kernel's
-``ru_maxrss`` of the process from ``os.wait4``. Throughput is the tree's message records per second
+``ru_maxrss`` of the process from ``os.wait4`` (which also counts the pages of this script that the
+child held until its ``exec``: meaningful only while this script is the smaller, so ``--profile``
+loads its profile after the last measurement). Throughput is the tree's message records per second
 of wall time, so the ratio compares the same work on the same files; the rows convostore imported
 (from its report) are shown beside it. With ``--backend postgresql`` convostore imports into a fresh
 PostgreSQL database; the baseline stays the same stdlib ``sqlite3`` one.
@@ -62,6 +64,9 @@ class Run:
     maxrss_mb: float  # the kernel's high-water mark for the process (os.wait4)
     cpu_seconds: float  # user + system time of the process (os.wait4)
     peak_at_seconds: float  # when the polled peak was seen, from the start
+    # ru_maxrss also counts the pages of this process that the child held between fork and exec,
+    # so it is only meaningful while this process is smaller than the child.
+    parent_rss_mb: float
     returncode: int
     stdout: str
     stderr: str
@@ -73,6 +78,7 @@ def measure(cmd: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> 
 
     out = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (read back below, closed by the GC)
     err = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
+    parent_rss = psutil.Process().memory_info().rss
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err)
     peak = 0
@@ -109,6 +115,7 @@ def measure(cmd: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> 
         maxrss_mb=usage.ru_maxrss / 1024,  # kilobytes on Linux
         cpu_seconds=usage.ru_utime + usage.ru_stime,
         peak_at_seconds=peak_at,
+        parent_rss_mb=parent_rss / 2**20,
         returncode=proc.returncode,
         stdout=out.read(),
         stderr=err.read(),
@@ -346,7 +353,7 @@ def migrate_cmd(target: Target, tree: Path, report: Path) -> list[str]:
 
 
 def run_scale(
-    messages: int, files: int, args: argparse.Namespace, workdir: Path, *, first_scale: bool
+    messages: int, files: int, args: argparse.Namespace, workdir: Path, *, last_scale: bool
 ) -> dict[str, Any]:
     tree = Path(args.tree) if args.tree else workdir / "tree"
     if args.tree and tree.exists():
@@ -403,6 +410,7 @@ def run_scale(
         maxrss_mb=max(base_before.maxrss_mb, base_after.maxrss_mb),
         cpu_seconds=(base_before.cpu_seconds + base_after.cpu_seconds) / 2,
         peak_at_seconds=float("nan"),
+        parent_rss_mb=max(base_before.parent_rss_mb, base_after.parent_rss_mb),
         returncode=0,
         stdout="",
         stderr="",
@@ -437,6 +445,7 @@ def run_scale(
             "cpu_ratio_vs_baseline": base.cpu_seconds / first.cpu_seconds,
             "peak_rss_mb": first.peak_rss_mb,
             "peak_at_seconds": first.peak_at_seconds,
+            "parent_rss_mb": first.parent_rss_mb,
             "maxrss_mb": first.maxrss_mb,
             "cpu_seconds": first.cpu_seconds,
             "totals": first_totals,
@@ -446,7 +455,7 @@ def run_scale(
             "rerun_totals": again_totals,
         },
     }
-    if args.profile and first_scale:
+    if args.profile and last_scale:
         result["profile"] = profile(args, tree, workdir)
     if not args.keep and not args.tree:
         shutil.rmtree(tree)
@@ -590,7 +599,7 @@ def main() -> None:
     p.add_argument("--keep", action="store_true", help="keep the generated tree")
     p.add_argument("--tree", help="reuse a tree kept by --keep (one scale only)")
     p.add_argument(
-        "--profile", action="store_true", help="also profile one import of the first scale"
+        "--profile", action="store_true", help="also profile one import of the last scale"
     )
     p.add_argument("--top", type=int, default=15, help="hotspots listed by --profile")
     p.add_argument("--results", default=None, help="results file name (default import_<backend>)")
@@ -606,9 +615,10 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     workdir = Path(tempfile.mkdtemp(prefix="convostore-import-"))
     try:
-        for messages in scales:
+        for i, messages in enumerate(scales):
             files = args.files or max(1, messages // 100)
-            rows.append(run_scale(messages, files, args, workdir, first_scale=not rows))
+            last = i == len(scales) - 1
+            rows.append(run_scale(messages, files, args, workdir, last_scale=last))
     finally:
         if args.keep:
             print(f"\nwork directory kept: {workdir}")
@@ -664,6 +674,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
             f"peak {ours['peak_rss_mb']:.0f} MB (target < {MEMORY_TARGET_MB})",
             f"rows {ours['rows_in_db']:,} (generator expects {r['expected_rows']:,})",
             f"rerun imported {ours['rerun_totals'].get('imported', 0)} (must be 0)",
+            f"this script's RSS at spawn {ours['parent_rss_mb']:.0f} MB",
         ]
         print(f"  {r['messages']:,} (importer {r['importer']}): " + "; ".join(verdicts))
         print(
