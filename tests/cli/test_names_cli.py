@@ -197,3 +197,42 @@ def test_unknown_bot(config_dir: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(["resolve-names", "--config-dir", str(config_dir), "--bot", "nobody"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "nobody" in err and "Traceback" not in err
+
+
+def test_after_a_real_import_of_an_era_0_dm(
+    db_url: str,
+    backend: str,
+    tmp_path: Path,
+    factory: StandInFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # An era-0 file names neither the channel nor the user, and does not say it is a DM.
+    data = tmp_path / "data"
+    (data / "sage").mkdir(parents=True)
+    (data / "sage" / "103_42.json").write_text(
+        '[{"role": "user", "content": "hi", "timestamp": "2025-07-08T14:58:16"},\n'
+        ' {"role": "assistant", "content": "hello", "timestamp": "2025-07-08T14:58:19"}]',
+        encoding="utf-8",
+    )
+    bots = tmp_path / "bots"
+    bots.mkdir()
+    (bots / "sage.yaml").write_text(
+        f"storage:\n  type: {backend}\n  url: {db_url}\nlegacy:\n  dir: {data}\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("DISCORD_TOKEN", SAGE_TOKEN)
+    assert main(["migrate-legacy", "--config-dir", str(bots)]) == 0
+    imported = asyncio.run(read_rows(db_url))
+    assert {(r[3], r[4], r[6]) for r in imported} == {("channel-103", "channel", "legacy")}
+    capsys.readouterr()
+
+    assert main(["resolve-names", "--config-dir", str(bots)]) == 0
+
+    out = capsys.readouterr().out
+    assert factory.tokens == [("DISCORD_TOKEN", SAGE_TOKEN)]
+    rows = asyncio.run(read_rows(db_url))
+    assert {(r[3], r[4]) for r in rows} == {("alice_42", "dm")}
+    users = {r[5] for r in rows}
+    assert "alice" in users and "user-42" not in users
+    assert summary(out, "DMs found") == ["1"]
