@@ -11,9 +11,10 @@ REST API about each placeholder id once and updates the imported rows of one bot
 * a user gets ``user.name``;
 * only rows with ``source = 'legacy'`` whose current value is exactly the placeholder of their id
   change, so a name the files held and every row a live bot wrote stay as they are;
-* each channel and user is written in its own short transaction: bots sharing the SQLite file
-  wait for one small update at most, and a run that stops half-way loses nothing; the next run
-  asks only for the ids that still have placeholders;
+* one pass over the bot's imported rows finds the placeholder rows by id; each channel and user is
+  then written by primary key in short transactions of at most :data:`UPDATE_CHUNK` rows: bots
+  sharing the SQLite file wait for one small update at most, and a run that stops half-way loses
+  nothing; the next run asks only for the ids that still have placeholders;
 * ids Discord does not know (404) or does not show to this bot (403) keep their placeholder and
   are reported.
 
