@@ -49,13 +49,14 @@ from convostore.channels import ChannelInfo
 from convostore.config import BotConfig
 from convostore.db import Transactions, create_engine, translate_errors
 from convostore.errors import ConfigError, InvalidInput, OperationError
+from convostore.legacy.importer import SOURCE, channel_placeholder, user_placeholder
 from convostore.models import ConversationModel
 
 logger = logging.getLogger(__name__)
 
-LEGACY_SOURCE = "legacy"
-CHANNEL_PLACEHOLDER_PREFIX = "channel-"
-USER_PLACEHOLDER_PREFIX = "user-"
+LEGACY_SOURCE = SOURCE
+CHANNEL_PLACEHOLDER_PREFIX = channel_placeholder("")
+USER_PLACEHOLDER_PREFIX = user_placeholder("")
 RATE_LIMIT_ATTEMPTS = 8
 """Lookups of one id that may end in :class:`discord.RateLimited` before the run gives up."""
 MAX_RATE_LIMIT_WAIT = 30.0
