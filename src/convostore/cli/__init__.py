@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from convostore import __version__
-from convostore.errors import ConvostoreError
+from convostore.config import BotConfig, load_configs
+from convostore.errors import ConvostoreError, OperationError
 
 COMMAND_MODULES = (
     "convostore.cli.legacy",
@@ -24,6 +25,19 @@ COMMAND_MODULES = (
     "convostore.cli.export",
     "convostore.cli.doctor",
 )
+
+
+def selected_configs(args: argparse.Namespace, *, enabled_only: bool = True) -> list[BotConfig]:
+    """The configs a command works on: ``--bot NAME`` or every bot (with storage enabled)."""
+    configs = load_configs(args.config_dir)
+    if args.bot is not None:
+        if args.bot not in configs:
+            raise OperationError(f"no bot named {args.bot!r} in the configuration")
+        configs = {args.bot: configs[args.bot]}
+    chosen = [c for c in configs.values() if c.storage.enabled or not enabled_only]
+    if not chosen:
+        raise OperationError("no bot configuration with storage enabled found")
+    return chosen
 
 
 def _add_common_options(parser: argparse.ArgumentParser) -> None:

@@ -9,8 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from convostore.config import load_configs
-from convostore.errors import OperationError
+from convostore.cli import selected_configs
 from convostore.ops.doctor import DoctorReport, Status, diagnose
 
 _STYLE = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "bold red", Status.SKIP: "dim"}
@@ -41,13 +40,7 @@ def print_report(console: Console, report: DoctorReport) -> None:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     console = Console()
-    configs = load_configs(args.config_dir)
-    if args.bot is not None:
-        if args.bot not in configs:
-            raise OperationError(f"no bot named {args.bot!r} in the configuration")
-        configs = {args.bot: configs[args.bot]}
-    if not configs:
-        raise OperationError("no bot configuration found")
+    configs = {c.name: c for c in selected_configs(args, enabled_only=False)}
     full = True if args.full else (False if args.quick else None)
     with console.status("checking the databases ..."):
         report = asyncio.run(diagnose(configs.values(), full_integrity=full))

@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from convostore.config import BotConfig, load_configs
+from convostore.cli import selected_configs
 from convostore.errors import OperationError
 from convostore.ops.browse import (
     BotStats,
@@ -30,18 +30,6 @@ from convostore.ops.export import FORMATS, author, export_bot, parse_since, visi
 
 # Long names would otherwise stretch or wrap the tables; the full name is in the export.
 _NAME_WIDTH = 24
-
-
-def _configs(args: argparse.Namespace) -> list[BotConfig]:
-    configs = load_configs(args.config_dir)
-    if args.bot is not None:
-        if args.bot not in configs:
-            raise OperationError(f"no bot named {args.bot!r} in the configuration")
-        return [configs[args.bot]]
-    enabled = [c for c in configs.values() if c.storage.enabled]
-    if not enabled:
-        raise OperationError("no bot configuration with storage enabled found")
-    return enabled
 
 
 def _when(at: datetime | None) -> str:
@@ -95,7 +83,7 @@ class _DelayedProgress:
 def cmd_export(args: argparse.Namespace) -> int:
     console = Console(emoji=False)
     since = parse_since(args.since) if args.since else None
-    for config in _configs(args):
+    for config in selected_configs(args):
         bar = _DelayedProgress(console, f"{config.name}: exporting")
         started = time.perf_counter()
         try:
@@ -151,7 +139,7 @@ def _print_channels(console: Console, bot: str, channels: list[ChannelSummary]) 
 
 def cmd_browse(args: argparse.Namespace) -> int:
     console = Console(emoji=False)
-    configs = _configs(args)
+    configs = selected_configs(args)
     if args.session is not None:
         if len(configs) > 1:
             raise OperationError("--session needs --bot when several bots are configured")
@@ -201,7 +189,7 @@ def cmd_browse(args: argparse.Namespace) -> int:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     console = Console(emoji=False)
-    everything = [asyncio.run(bot_stats(config)) for config in _configs(args)]
+    everything = [asyncio.run(bot_stats(config)) for config in selected_configs(args)]
     # One column per bot: a handful of bots fit in 80 columns, the long dates do not fit in rows.
     table = Table(show_edge=False)
     table.add_column("")

@@ -13,8 +13,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from convostore.config import BotConfig, load_configs
-from convostore.errors import OperationError
+from convostore.cli import selected_configs
+from convostore.config import BotConfig
 from convostore.legacy.names import (
     NameResolution,
     NamesClient,
@@ -34,18 +34,6 @@ client_factory: ClientFactory = _real_client
 """Opens the Discord client from ``(token, name of its variable)``; tests put a stand-in here."""
 
 _REASONS = {"not_found": "not found", "forbidden": "forbidden", "failed": "failed"}
-
-
-def _configs(args: argparse.Namespace) -> list[BotConfig]:
-    configs = load_configs(args.config_dir)
-    if args.bot is not None:
-        if args.bot not in configs:
-            raise OperationError(f"no bot named {args.bot!r} in the configuration")
-        configs = {args.bot: configs[args.bot]}
-    enabled = [c for c in configs.values() if c.storage.enabled]
-    if not enabled:
-        raise OperationError("no bot with storage enabled in the configuration")
-    return enabled
 
 
 def _shown(name: str) -> Text:
@@ -99,7 +87,7 @@ def _print_summary(console: Console, results: list[NameResolution]) -> None:
 
 def cmd_resolve_names(args: argparse.Namespace) -> int:
     console = Console()
-    configs = _configs(args)
+    configs = selected_configs(args)
     # Every token is checked before the first lookup, so a missing one changes nothing.
     tokens = {config.name: discord_token(config) for config in configs}
     results: list[NameResolution] = []

@@ -19,21 +19,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from convostore.config import BotConfig, load_configs
+from convostore.cli import selected_configs
+from convostore.config import BotConfig
 from convostore.errors import OperationError
 from convostore.ops.backup import Verification, backup_bot, restore_sqlite, verify_sqlite
 from convostore.ops.retention import SpaceReclaimed, cleanup, close_sessions, parse_age
-
-
-def _configs(args: argparse.Namespace) -> list[BotConfig]:
-    configs = load_configs(args.config_dir)
-    if args.bot is not None:
-        if args.bot not in configs:
-            raise OperationError(f"no bot named {args.bot!r} in the configuration")
-        return [configs[args.bot]]
-    if not configs:
-        raise OperationError("no bot configuration found")
-    return list(configs.values())
 
 
 def _by_database(configs: list[BotConfig]) -> dict[str, BotConfig]:
@@ -72,7 +62,7 @@ def _progress(console: Console) -> Progress:
 
 def cmd_backup(args: argparse.Namespace) -> int:
     console = Console()
-    for config in _by_database(_configs(args)).values():
+    for config in _by_database(selected_configs(args)).values():
         with _progress(console) as progress:
             task = progress.add_task(f"backing up {config.safe_database_url}", total=None)
 
@@ -97,7 +87,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         paths = [args.file]
     else:
         paths = []
-        for config in _by_database(_configs(args)).values():
+        for config in _by_database(selected_configs(args)).values():
             if config.sqlite_path is None:
                 console.print(f"{config.safe_database_url}: PostgreSQL is checked by `doctor`")
             else:
@@ -119,7 +109,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     console = Console()
-    targets = [c for c in _by_database(_configs(args)).values() if c.sqlite_path is not None]
+    targets = [
+        c for c in _by_database(selected_configs(args)).values() if c.sqlite_path is not None
+    ]
     paths = sorted({str(c.sqlite_path) for c in targets})
     if len(paths) != 1:
         raise OperationError(
@@ -139,7 +131,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 def cmd_cleanup(args: argparse.Namespace) -> int:
     console = Console()
     older_than = parse_age(args.older_than) if args.older_than else None
-    for config in _configs(args):
+    for config in selected_configs(args):
         if not config.storage.enabled:
             continue
         with Progress(console=console, transient=True) as progress:
@@ -202,7 +194,7 @@ def _print_space(console: Console, bot: str, space: SpaceReclaimed) -> None:
 
 def cmd_close_sessions(args: argparse.Namespace) -> int:
     console = Console()
-    for config in _configs(args):
+    for config in selected_configs(args):
         if config.storage.enabled:
             closed = asyncio.run(close_sessions(config))
             console.print(f"{config.name}: closed {closed} expired sessions")
