@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +24,10 @@ class StoredMessage:
     content: str
     timestamp: datetime
     metadata: dict[str, Any] | None
+
+
+# The attribute names of a message record, which are also its column names, in column order.
+MESSAGE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(StoredMessage))
 
 
 @dataclass(frozen=True, slots=True)

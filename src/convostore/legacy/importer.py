@@ -47,6 +47,7 @@ from convostore.legacy.reader import (
     scan,
 )
 from convostore.models import ChatSessionModel, ConversationModel, LegacyImportModel
+from convostore.records import MESSAGE_FIELDS
 from convostore.sessions import base_session_id, fits_session, unique_session_id
 
 logger = logging.getLogger(__name__)
@@ -245,8 +246,7 @@ class LegacyImport:
         self._stage = sqlite3.connect(Path(self._tmp.name) / "stage.db", isolation_level=None)
         self._stage.executescript(
             "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA temp_store=FILE;"
-            "PRAGMA cache_size=-65536;"
-            + _STAGE_SCHEMA
+            "PRAGMA cache_size=-65536;" + _STAGE_SCHEMA
         )
         self._read = False
 
@@ -470,21 +470,7 @@ class LegacyImport:
         writer.finish()
 
 
-_MESSAGE_COLUMNS = (
-    "bot_name",
-    "channel_id",
-    "channel_name",
-    "channel_type",
-    "user_id",
-    "username",
-    "session_id",
-    "message_id",
-    "role",
-    "content",
-    "timestamp",
-    "metadata",
-    "source",
-)
+_MESSAGE_COLUMNS = (*MESSAGE_FIELDS[1:], "source")
 _SESSION_COLUMNS = (
     "bot_name",
     "channel_id",

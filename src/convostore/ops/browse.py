@@ -23,7 +23,7 @@ from convostore.errors import OperationError
 from convostore.models import ChatSessionModel, ConversationModel
 from convostore.ops.backup import MANIFEST_SUFFIX
 from convostore.ops.export import newest_channel_names, read_bot_database, stored_channel
-from convostore.records import StoredMessage
+from convostore.records import MESSAGE_FIELDS, StoredMessage
 from convostore.repositories.messages import to_record
 
 _S = cast(Table, ChatSessionModel.__table__)
@@ -177,24 +177,7 @@ async def list_sessions(
     return await read_bot_database(config, work)
 
 
-_MESSAGE_COLUMNS = tuple(
-    _C.c[name]
-    for name in (
-        "id",
-        "bot_name",
-        "channel_id",
-        "channel_name",
-        "channel_type",
-        "user_id",
-        "username",
-        "session_id",
-        "message_id",
-        "role",
-        "content",
-        "timestamp",
-        "metadata",
-    )
-)
+_MESSAGE_COLUMNS = tuple(_C.c[name] for name in MESSAGE_FIELDS)
 
 
 async def session_transcript(

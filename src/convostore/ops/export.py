@@ -46,6 +46,7 @@ from convostore.config import BotConfig
 from convostore.db import create_engine, read_only, translate_errors
 from convostore.errors import InvalidInput, OperationError
 from convostore.models import ChatSessionModel, ConversationModel
+from convostore.records import MESSAGE_FIELDS
 from convostore.schema import check_schema
 
 ExportFormat = Literal["json", "markdown"]
@@ -147,21 +148,7 @@ def _iso(at: datetime) -> str:
 # --- rendering --------------------------------------------------------------------------------
 
 _ENCODE = json.JSONEncoder(ensure_ascii=False).encode
-_MESSAGE_KEYS = (
-    "id",
-    "bot_name",
-    "channel_id",
-    "channel_name",
-    "channel_type",
-    "user_id",
-    "username",
-    "session_id",
-    "message_id",
-    "role",
-    "content",
-    "timestamp",
-    "metadata",
-)
+_MESSAGE_KEYS = MESSAGE_FIELDS
 
 
 @dataclass(frozen=True)
