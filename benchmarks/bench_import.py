@@ -67,6 +67,7 @@ class Run:
     # ru_maxrss also counts the pages of this process that the child held between fork and exec,
     # so it is only meaningful while this process is smaller than the child.
     parent_rss_mb: float
+    timeline: list[tuple[float, float]]  # (seconds from start, RSS MB), one sample a second
     returncode: int
     stdout: str
     stderr: str
@@ -83,6 +84,7 @@ def measure(cmd: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> 
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err)
     peak = 0
     peak_at = 0.0
+    timeline: list[tuple[float, float]] = []
     done = threading.Event()
 
     def poll() -> None:
@@ -94,8 +96,11 @@ def measure(cmd: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> 
                 for child in watched.children(recursive=True):
                     with contextlib.suppress(psutil.Error):  # a child that just ended
                         rss += child.memory_info().rss
+                now = time.perf_counter() - started
                 if rss > peak:
-                    peak, peak_at = rss, time.perf_counter() - started
+                    peak, peak_at = rss, now
+                if not timeline or now - timeline[-1][0] >= 1.0:
+                    timeline.append((round(now, 1), round(rss / 2**20, 1)))
                 done.wait(POLL_SECONDS)
         except psutil.Error:
             pass  # the process is gone
@@ -116,6 +121,7 @@ def measure(cmd: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> 
         cpu_seconds=usage.ru_utime + usage.ru_stime,
         peak_at_seconds=peak_at,
         parent_rss_mb=parent_rss / 2**20,
+        timeline=timeline,
         returncode=proc.returncode,
         stdout=out.read(),
         stderr=err.read(),
@@ -411,6 +417,7 @@ def run_scale(
         cpu_seconds=(base_before.cpu_seconds + base_after.cpu_seconds) / 2,
         peak_at_seconds=float("nan"),
         parent_rss_mb=max(base_before.parent_rss_mb, base_after.parent_rss_mb),
+        timeline=[],
         returncode=0,
         stdout="",
         stderr="",
@@ -446,6 +453,7 @@ def run_scale(
             "peak_rss_mb": first.peak_rss_mb,
             "peak_at_seconds": first.peak_at_seconds,
             "parent_rss_mb": first.parent_rss_mb,
+            "rss_timeline": first.timeline,
             "maxrss_mb": first.maxrss_mb,
             "cpu_seconds": first.cpu_seconds,
             "totals": first_totals,
