@@ -8,7 +8,8 @@ same tree in the same run:
   same ``alembic upgrade head`` (same table, same indexes; WAL, ``synchronous=NORMAL``), committing
   every 200 files. It does none of the import rules: no routing or splitting of shared files, no
   dedupe, no time zone conversion (timestamps are stored as the file's text), no sessions beyond
-  one placeholder per file;
+  one placeholder per file. It runs before and after convostore and the ratio is taken against the
+  mean of the two, so a change in the machine's load weighs on both sides;
 - convostore: ``convostore migrate-legacy --report FILE`` as a subprocess on a fresh migrated
   database, then the same command again (an idempotent rerun, which must import nothing).
 
