@@ -240,13 +240,14 @@ class LegacyImport:
         self.progress = progress
         self.report = ImportReport([str(d) for d in self.data_dirs], dry_run, legacy_tz)
         self._zones: dict[str, tzinfo] = {}
+        self._states: dict[str, tuple[bool, BotConfig | None, tzinfo | None]] = {}
         self._config_cache: dict[str, BotConfig | None] = {}
         self._seq = 0
         self._tmp = tempfile.TemporaryDirectory(prefix="convostore-import-")
         self._stage = sqlite3.connect(Path(self._tmp.name) / "stage.db", isolation_level=None)
         self._stage.executescript(
             "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA temp_store=FILE;"
-            "PRAGMA cache_size=-65536;" + _STAGE_SCHEMA
+            "PRAGMA cache_size=-16384;" + _STAGE_SCHEMA
         )
         self._read = False
 
@@ -379,13 +380,28 @@ class LegacyImport:
             owner, config.safe_database_url if config else "", owner in self.configs
         )
 
+    def _bot_state(self, bot: str) -> tuple[bool, BotConfig | None, tzinfo | None]:
+        """Whether this import takes the bot, its config, and how its naive times are read."""
+        if not self.accept(bot):
+            return False, None, None
+        config = self.config_for(bot)
+        if config is None:
+            return True, None, None
+        if bot not in self.report.bots:
+            self.report.bot(bot, config.safe_database_url, bot in self.configs)
+        zone = self._zone(bot, config)
+        return True, config, UTC if getattr(zone, "key", None) in ("UTC", "Etc/UTC") else zone
+
     def _stage_row(
         self, bot: str, channel_id: str, user_id: str, record: LegacyRecord
     ) -> tuple[Any, ...] | None:
-        if not self.accept(bot):
+        state = self._states.get(bot)
+        if state is None:
+            state = self._states[bot] = self._bot_state(bot)
+        accepted, config, zone = state
+        if not accepted:
             return None
-        config = self.config_for(bot)
-        if config is None:
+        if config is None or zone is None:
             self.report.problems.append(
                 Problem(
                     bot,
@@ -396,9 +412,11 @@ class LegacyImport:
             )
             self.report.bot(SHARED).records["unattributable"] += 1
             return None
-        if bot not in self.report.bots:
-            self.report.bot(bot, config.safe_database_url, bot in self.configs)
-        at = utc_text(to_utc(record.timestamp, self._zone(bot, config)))
+        stamp = record.timestamp
+        if zone is UTC and stamp.tzinfo is None:
+            at = stamp.isoformat(timespec="microseconds")
+        else:
+            at = utc_text(to_utc(stamp, zone))
         message_id = record.message_id or synthetic_message_id(
             channel_id, user_id, record.role, record.content, at
         )
@@ -568,15 +586,17 @@ class _Writer:
                 if message_id in present:
                     records["already_present"] += 1
                     continue
-                at = datetime.fromisoformat(ts).replace(tzinfo=UTC)
-                stamp: Any = ts.replace("T", " ") if sqlite else at
+                # Naive UTC for the session arithmetic: the staged times are all UTC.
+                at = datetime.fromisoformat(ts)
+                stamp: Any = ts.replace("T", " ") if sqlite else at.replace(tzinfo=UTC)
                 if current is None or not fits_session(
                     current.started_at, current.last_activity, at, gap=gap, timeout=timeout
                 ):
                     if current is not None:
                         self._close(bot, channel_id, current, open_messages)
                         open_messages = []
-                    session_id = unique_session_id(base_session_id(at, timeout), taken)
+                    start = at.replace(tzinfo=UTC)
+                    session_id = unique_session_id(base_session_id(start, timeout), taken)
                     taken.add(session_id)
                     current = _Session(session_id, at, stamp)
                 current.last_activity = at
@@ -671,8 +691,9 @@ def _by_channel(
     rows: Iterable[tuple[str, str, str, str, str, str, str | None]],
 ) -> Iterator[tuple[str, Iterator[tuple[str, str, str, str, str, str | None]]]]:
     from itertools import groupby
+    from operator import itemgetter
 
-    for channel_id, group in groupby(rows, key=lambda row: row[0]):
+    for channel_id, group in groupby(rows, key=itemgetter(0)):
         yield channel_id, (row[1:] for row in group)
 
 
