@@ -1,5 +1,3 @@
-import sys
+from convostore.cli import run
 
-from convostore.cli import main
-
-sys.exit(main())
+run()

@@ -390,3 +390,49 @@ def execute(url: str, *statements: str) -> None:
                 connection.exec_driver_sql(statement)
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_sigterm_during_an_import_leaves_no_staging_files(
+    backend: str, db_url: str, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    data = tmp_path / "big"
+    for n in range(400):
+        write(
+            data / "multi_bot_conversations" / "sage" / f"{n + 10}_{U1}.json",
+            conversation(
+                n + 10,
+                U1,
+                *(
+                    record(
+                        "user", f"m{i} " + "x" * 200, f"2025-01-01T00:{i // 60:02d}:{i % 60:02d}"
+                    )
+                    for i in range(200)
+                ),
+            ),
+        )
+    configs = write_configs(tmp_path / "bots", db_url, data, sage={})
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "convostore", "migrate-legacy", "--config-dir", str(configs)],
+        env={**os.environ, "TMPDIR": str(scratch)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not list(scratch.glob("convostore-import-*")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert list(scratch.glob("convostore-import-*")), "the import never started staging"
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM
+    assert "terminated" in err and "Traceback" not in err
+    assert list(scratch.iterdir()) == []

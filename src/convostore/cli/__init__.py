@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -92,6 +93,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"convostore {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    # Unwind like Ctrl-C: open transactions roll back, temporary files are removed.
+    print("convostore: terminated", file=sys.stderr)
+    raise SystemExit(128 + signum)
+
+
+def run() -> None:
+    """The ``convostore`` console script: :func:`main` with SIGTERM handled like an interrupt."""
+    signal.signal(signal.SIGTERM, _terminated)
+    sys.exit(main())
 
 
 if __name__ == "__main__":  # pragma: no cover
