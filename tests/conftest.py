@@ -129,7 +129,13 @@ def make_config(db_url: str, tmp_path: Path) -> ConfigFactory:
         return BotConfig.model_validate(
             {
                 "name": name,
-                "storage": {"url": db_url, "type": make_url(db_url).get_backend_name(), **storage},
+                "storage": {
+                    "url": db_url,
+                    "type": make_url(db_url).get_backend_name(),
+                    # Never the repository's ./data/backups: guarded upgrades write there.
+                    "backups": {"dir": str(tmp_path / "backups")},
+                    **storage,
+                },
                 "legacy": {"dir": str(tmp_path / "legacy")},
             },
             strict=False,

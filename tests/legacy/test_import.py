@@ -87,6 +87,7 @@ def write_configs(folder: Path, url: str, data: Path, **bots: dict[str, Any]) ->
             "storage:",
             f"  type: {backend}",
             f"  url: '{url}'",
+            f"  backups: {{dir: '{folder.parent / 'backups'}'}}",
             *(f"  {key}: {value}" for key, value in storage.items()),
             "legacy:",
             f"  dir: '{data}'",
