@@ -19,6 +19,7 @@ from convostore.db import create_engine
 from convostore.errors import InvalidInput, OperationError
 from convostore.models import ChatSessionModel, ConversationModel
 from convostore.ops.export import export_bot, parse_since, safe_session_name, stored_channel
+from convostore.records import MESSAGE_FIELDS
 from tests.conftest import ConfigFactory
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -149,21 +150,7 @@ async def test_json_tree_and_content(make_config: ConfigFactory, tmp_path: Path)
     assert first["message_count"] == 3 and first["is_active"] is False
     assert [m["content"] for m in first["messages"]] == [f"sage general {m}" for m in (0, 1, 2)]
     message = first["messages"][0]
-    assert set(message) == {
-        "id",
-        "bot_name",
-        "channel_id",
-        "channel_name",
-        "channel_type",
-        "user_id",
-        "username",
-        "session_id",
-        "message_id",
-        "role",
-        "content",
-        "timestamp",
-        "metadata",
-    }
+    assert set(message) == set(MESSAGE_FIELDS)
     assert message["timestamp"] == "2026-11-20T09:00:00+00:00"
     dm = load(files[2])
     assert dm["channel_type"] == "dm" and dm["is_active"] is True

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import fields
 from datetime import datetime
 from typing import Any, cast
 
@@ -15,7 +14,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from convostore.models import ConversationModel
-from convostore.records import StoredMessage
+from convostore.records import MESSAGE_FIELDS, StoredMessage
 
 _T = cast(Table, ConversationModel.__table__)
 _COLUMNS = (
@@ -96,23 +95,7 @@ _PYSQLITE_NEWEST = {(u, s): _pysqlite_newest(u, s) for u in (False, True) for s 
 # a history read's records; the slot descriptors set the same fields in half the time. The record
 # is the same StoredMessage, equal to one built by __init__ (a test checks it).
 _Setter = Callable[[StoredMessage, Any], None]
-_FIELDS = (
-    "id",
-    "bot_name",
-    "channel_id",
-    "channel_name",
-    "channel_type",
-    "user_id",
-    "username",
-    "session_id",
-    "message_id",
-    "role",
-    "content",
-    "timestamp",
-    "metadata",
-)
-if tuple(f.name for f in fields(StoredMessage)) != _FIELDS:  # pragma: no cover
-    raise ImportError("StoredMessage fields changed: update _FIELDS in repositories/messages.py")
+_FIELDS = MESSAGE_FIELDS
 (
     _set_id,
     _set_bot_name,
