@@ -13,18 +13,13 @@ KNOWN_REVISIONS: tuple[str, ...] = ("0001", "0002")
 HEAD_REVISION = KNOWN_REVISIONS[-1]
 
 
-async def check_schema(connection: AsyncConnection, where: str) -> str:
+def check_schema_sync(connection: Connection, where: str) -> str:
     """Return the database's revision; refuse a missing schema or one newer than this code."""
-
-    def read(sync_connection: Connection) -> list[str] | None:
-        if not inspect(sync_connection).has_table("alembic_version"):
-            return None
-        return [
-            row[0]
-            for row in sync_connection.execute(text("SELECT version_num FROM alembic_version"))
+    versions: list[str] = []
+    if inspect(connection).has_table("alembic_version"):
+        versions = [
+            row[0] for row in connection.execute(text("SELECT version_num FROM alembic_version"))
         ]
-
-    versions = await connection.run_sync(read)
     if not versions:
         raise SchemaError(
             f"{where}: the database has no convostore schema; run `alembic upgrade head`"
@@ -36,3 +31,8 @@ async def check_schema(connection: AsyncConnection, where: str) -> str:
             f"knows (head {HEAD_REVISION}); upgrade convostore before opening it"
         )
     return versions[0]
+
+
+async def check_schema(connection: AsyncConnection, where: str) -> str:
+    """:func:`check_schema_sync` on an async connection (what ``BotStore.open`` runs)."""
+    return await connection.run_sync(check_schema_sync, where)

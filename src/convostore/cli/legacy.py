@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from rich.console import Console
@@ -87,9 +86,7 @@ def cmd_migrate_legacy(args: argparse.Namespace) -> int:
     _print_report(console, report)
     if args.report is not None:
         try:
-            args.report.write_text(
-                json.dumps(report.as_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-            )
+            args.report.write_text(report.to_json(), encoding="utf-8")
         except OSError as exc:
             raise OperationError(f"--report {args.report}: cannot write: {exc.strerror}") from None
         console.print(f"report written to {args.report}")

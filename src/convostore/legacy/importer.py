@@ -3,11 +3,11 @@
 The import runs in two phases, so memory stays bounded whatever the size of the tree:
 
 1. **read**: every file is read once, its records routed to bots (import rules 1-3), converted to
-   UTC (rule 6), given a message id (rule 9) and staged in a private SQLite file, where
-   ``ON CONFLICT`` keeps the earliest copy of each ``(bot, message_id)`` (rule 7);
-2. **write**: per bot and channel, the staged rows come back in time order, are cut into sessions by
-   the bot's gap/timeout (rule 10) and written with ``INSERT ... ON CONFLICT DO NOTHING`` in large
-   batches. Every imported row is marked ``source = 'legacy'``.
+   UTC (rule 6), given a message id (rule 9) and staged in a private SQLite file;
+2. **write**: per bot and channel, the staged rows come back in time order, so the first copy of a
+   message id is the earliest one and later copies are dropped (rule 7); the rows are cut into
+   sessions by the bot's gap/timeout (rule 10) and written with ``INSERT ... ON CONFLICT DO
+   NOTHING`` in large batches. Every imported row is marked ``source = 'legacy'``.
 
 A channel is always written in one transaction, with its sessions complete, so an import that stops
 half-way is finished by running it again, which adds nothing twice (message ids are the Discord ids,
@@ -26,17 +26,19 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, inspect, select, text
+from sqlalchemy import Table, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from convostore.config import BotConfig
-from convostore.errors import ConfigError, LegacyImportError, SchemaError
+from convostore.errors import ConfigError, LegacyImportError
 from convostore.legacy.reader import (
     Conversation,
     LegacyFile,
@@ -169,6 +171,10 @@ class ImportReport:
             sums[f"files_{status}"] = sum(1 for f in self.files if f["status"] == status)
         return dict(sums)
 
+    def to_json(self) -> str:
+        """The report as the JSON file ``--report`` (and ``-x legacy_report``) writes."""
+        return json.dumps(self.as_dict(), indent=2, ensure_ascii=False) + "\n"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "data_dirs": self.data_dirs,
@@ -239,7 +245,6 @@ class LegacyImport:
         self.dry_run = dry_run
         self.progress = progress
         self.report = ImportReport([str(d) for d in self.data_dirs], dry_run, legacy_tz)
-        self._zones: dict[str, tzinfo] = {}
         self._states: dict[str, tuple[bool, BotConfig | None, tzinfo | None]] = {}
         self._config_cache: dict[str, BotConfig | None] = {}
         self._seq = 0
@@ -274,12 +279,6 @@ class LegacyImport:
                     config = None
             self._config_cache[bot] = config
         return self._config_cache[bot]
-
-    def _zone(self, bot: str, config: BotConfig) -> tzinfo:
-        zone = self._zones.get(bot)
-        if zone is None:
-            zone = self._zones[bot] = ZoneInfo(self.legacy_tz or config.legacy.timezone)
-        return zone
 
     # -- phase 1 -------------------------------------------------------------------------------
 
@@ -387,10 +386,9 @@ class LegacyImport:
         config = self.config_for(bot)
         if config is None:
             return True, None, None
-        if bot not in self.report.bots:
-            self.report.bot(bot, config.safe_database_url, bot in self.configs)
-        zone = self._zone(bot, config)
-        return True, config, UTC if getattr(zone, "key", None) in ("UTC", "Etc/UTC") else zone
+        self._owner_report(bot)
+        zone = ZoneInfo(self.legacy_tz or config.legacy.timezone)
+        return True, config, UTC if zone.key in ("UTC", "Etc/UTC") else zone
 
     def _stage_row(
         self, bot: str, channel_id: str, user_id: str, record: LegacyRecord
@@ -690,9 +688,6 @@ class _Writer:
 def _by_channel(
     rows: Iterable[tuple[str, str, str, str, str, str, str | None]],
 ) -> Iterator[tuple[str, Iterator[tuple[str, str, str, str, str, str | None]]]]:
-    from itertools import groupby
-    from operator import itemgetter
-
     for channel_id, group in groupby(rows, key=itemgetter(0)):
         yield channel_id, (row[1:] for row in group)
 
@@ -718,22 +713,3 @@ class _Names:
             ).fetchone()
             name = self.users[user_id] = str(row[0]) if row else user_placeholder(user_id)
         return name
-
-
-def require_schema(connection: Connection, where: str) -> None:
-    """Refuse a database without the convostore schema (the import needs its tables)."""
-    if not inspect(connection).has_table("alembic_version"):
-        raise SchemaError(
-            f"{where}: the database has no convostore schema; run `alembic upgrade head`"
-        )
-    from convostore.schema import KNOWN_REVISIONS
-
-    versions = [
-        row[0] for row in connection.execute(text("SELECT version_num FROM alembic_version"))
-    ]
-    unknown = [v for v in versions if v not in KNOWN_REVISIONS]
-    if not versions or unknown:
-        raise SchemaError(
-            f"{where}: the database is at schema revision {(unknown or ['none'])[0]}, which this "
-            "convostore cannot import into; run `alembic upgrade head` with this version"
-        )

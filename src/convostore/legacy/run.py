@@ -4,7 +4,6 @@ Alembic migration (the data revision). Both read the tree with :class:`LegacyImp
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -23,8 +22,8 @@ from convostore.legacy.importer import (
     ImportReport,
     LegacyImport,
     default_config,
-    require_schema,
 )
+from convostore.schema import check_schema_sync
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +118,7 @@ def migrate_legacy(
         for url, bots in by_database.items():
 
             def work(connection: Connection, bots: list[str] = bots, url: str = url) -> None:
-                require_schema(connection, redact_url(url))
+                check_schema_sync(connection, redact_url(url))
                 job.write(connection, bots, commit_every=COMMIT_EVERY)
 
             run_on_database(url, work)
@@ -156,7 +155,7 @@ def run_data_migration(
             return here[bot].storage.enabled
         return bot not in every and default_here
 
-    with LegacyImport(existing, {**every}, legacy_tz=x_args.get("legacy_tz"), accept=accept) as job:
+    with LegacyImport(existing, every, legacy_tz=x_args.get("legacy_tz"), accept=accept) as job:
         job.read()
         job.write(connection, job.staged_bots())
         report = job.report
@@ -174,7 +173,5 @@ def run_data_migration(
         totals.get("files_unreadable", 0),
     )
     if x_args.get("legacy_report"):
-        Path(x_args["legacy_report"]).write_text(
-            json.dumps(report.as_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
+        Path(x_args["legacy_report"]).write_text(report.to_json(), encoding="utf-8")
     return report
