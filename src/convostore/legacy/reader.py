@@ -129,7 +129,7 @@ def scan(data_dir: Path, *, skip: frozenset[str] = frozenset({"backups"})) -> It
         if folder.name == SHARED_DIR or folder.name in skip or not _is_bot_folder(folder):
             continue
         for path in _files(folder):
-            yield _classify(data_dir, path, era=0, bot=folder.name, depth_ok=path.parent == folder)
+            yield classify(data_dir, path, era=0, bot=folder.name, depth_ok=path.parent == folder)
 
 
 def _files(folder: Path) -> list[Path]:
@@ -140,16 +140,17 @@ def _scan_shared(data_dir: Path, shared: Path) -> Iterator[LegacyFile]:
     for path in _files(shared):
         parts = path.relative_to(shared).parts
         if len(parts) == 1:
-            yield _classify(data_dir, path, era=1, bot=None, depth_ok=True)
+            yield classify(data_dir, path, era=1, bot=None, depth_ok=True)
         elif parts[0] in NOT_BOTS:
-            yield _classify(data_dir, path, era=None, bot=None, depth_ok=False)
+            yield classify(data_dir, path, era=None, bot=None, depth_ok=False)
         else:
-            yield _classify(data_dir, path, era=2, bot=parts[0], depth_ok=len(parts) == 2)
+            yield classify(data_dir, path, era=2, bot=parts[0], depth_ok=len(parts) == 2)
 
 
-def _classify(
-    data_dir: Path, path: Path, *, era: Era | None, bot: str | None, depth_ok: bool
+def classify(
+    data_dir: Path, path: Path, *, era: Era | None, bot: str | None, depth_ok: bool = True
 ) -> LegacyFile:
+    """A file of the tree as the reader sees it, given the layout its folder belongs to."""
     rel = path.relative_to(data_dir).as_posix()
     if not depth_ok or era is None:
         return LegacyFile(path, rel, None, None, ignored=True)
@@ -263,13 +264,17 @@ def _object(
     *,
     entry_of_index: bool = False,
 ) -> Conversation | None:
-    messages = value.get("messages")
-    if not isinstance(messages, list):
-        problem = Problem(where, INVALID_SHAPE, "no 'messages' list in the conversation object")
+    def refuse(kind: str, detail: str) -> None:
+        # A bad entry of the index file is one invalid item; a bad file is unreadable as a whole.
+        problem = Problem(where, kind, detail)
         if entry_of_index:
             parsed.invalid.append(problem)
         else:
             parsed.unreadable = problem
+
+    messages = value.get("messages")
+    if not isinstance(messages, list):
+        refuse(INVALID_SHAPE, "no 'messages' list in the conversation object")
         return None
     inner = (parse_id(value.get("channel_id")), parse_id(value.get("user_id")))
     named = _key_ids(name)
@@ -296,11 +301,7 @@ def _object(
     elif named is not None:
         ids = named
     else:
-        problem = Problem(where, BAD_FILENAME, "no channel/user ids inside and none in the name")
-        if entry_of_index:
-            parsed.invalid.append(problem)
-        else:
-            parsed.unreadable = problem
+        refuse(BAD_FILENAME, "no channel/user ids inside and none in the name")
         return None
     raw_participants = value.get("participants")
     participants = tuple(

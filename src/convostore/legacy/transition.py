@@ -7,7 +7,7 @@ for a conversation that has no rows in the database yet.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,7 +26,7 @@ from convostore.legacy.importer import (
     user_placeholder,
     utc_text,
 )
-from convostore.legacy.reader import SHARED_DIR, SHARED_INDEX, LegacyFile, read_file
+from convostore.legacy.reader import SHARED_DIR, SHARED_INDEX, Era, classify, read_file
 from convostore.models import LegacyImportModel
 from convostore.records import StoredMessage
 
@@ -47,14 +47,11 @@ def legacy_files(config: BotConfig) -> list[Path]:
 
 
 def _last_import(connection: Connection, bot: str) -> datetime | None:
-    finished = connection.execute(
+    # max() keeps the column's type, so the value comes back as an aware UTC datetime.
+    finished: datetime | None = connection.execute(
         select(func.max(_ledger.c.finished_at)).where(_ledger.c.bot_name == bot)
     ).scalar()
-    if finished is None:
-        return None
-    if isinstance(finished, str):  # SQLite aggregates lose the column type
-        finished = datetime.fromisoformat(finished)
-    return finished.replace(tzinfo=UTC) if finished.tzinfo is None else finished
+    return finished
 
 
 async def unimported_files(config: BotConfig, connection: AsyncConnection) -> list[Path]:
@@ -84,22 +81,18 @@ def legacy_history(
     root = Path(config.legacy.dir).expanduser()
     shared = root / SHARED_DIR
     prefix = f"{channel.id}_"
-    candidates: list[LegacyFile] = []
-    for era, bot, folder in (
+    layouts: tuple[tuple[Era, str | None, Path], ...] = (
         (2, config.name, shared / config.name),
         (0, config.name, root / config.name),
-    ):
-        if folder.is_dir():
-            candidates += [
-                LegacyFile(p, p.relative_to(root).as_posix(), era, bot)  # type: ignore[arg-type]
-                for p in sorted(folder.glob(f"{prefix}*.json"))
-            ]
-    if shared.is_dir():
-        candidates += [
-            LegacyFile(p, p.relative_to(root).as_posix(), 1, None)
-            for p in [*sorted(shared.glob(f"{prefix}*.json")), shared / SHARED_INDEX]
-            if p.is_file()
-        ]
+        (1, None, shared),
+    )
+    candidates = [
+        classify(root, p, era=era, bot=bot)
+        for era, bot, folder in layouts
+        for p in sorted(folder.glob(f"{prefix}*.json"))
+    ]
+    if (shared / SHARED_INDEX).is_file():
+        candidates.append(classify(root, shared / SHARED_INDEX, era=1, bot=None))
     zone = ZoneInfo(config.legacy.timezone)
     found: dict[str, tuple[datetime, dict[str, Any]]] = {}
     for file in candidates:
