@@ -24,6 +24,7 @@ from pathlib import Path
 
 from convostore.config import BotConfig
 from convostore.errors import OperationError
+from convostore.ops import write_error
 from convostore.schema import KNOWN_REVISIONS
 
 MANIFEST_SUFFIX = ".manifest.json"
@@ -148,13 +149,9 @@ def _copy_sqlite(
 
 
 def _os_error(exc: OSError, where: Path) -> OperationError:
-    import errno
-
-    if exc.errno == errno.ENOSPC:
-        return OperationError(f"{where}: no space left on the device; backup not written")
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return OperationError(f"{where}: backup directory is not writable ({exc.strerror})")
-    return OperationError(f"{where}: backup failed: {exc.strerror or exc}")
+    return write_error(
+        exc, where, job="backup", unfinished="backup not written", failed="backup failed"
+    )
 
 
 def _rotate(backup_dir: Path, keep: int, suffix: str) -> tuple[Path, ...]:

@@ -21,7 +21,6 @@ replaces it atomically with ``os.replace``. A rerun therefore rewrites only chan
 from __future__ import annotations
 
 import contextlib
-import errno
 import filecmp
 import hashlib
 import json
@@ -46,6 +45,7 @@ from convostore.config import BotConfig
 from convostore.db import create_engine, read_only, translate_errors
 from convostore.errors import InvalidInput, OperationError
 from convostore.models import ChatSessionModel, ConversationModel
+from convostore.ops import write_error
 from convostore.records import MESSAGE_FIELDS
 from convostore.schema import check_schema
 
@@ -421,11 +421,13 @@ async def read_bot_database(config: BotConfig, work: Callable[[Connection], _T])
 
 
 def _os_error(exc: OSError, where: Path | str) -> OperationError:
-    if exc.errno == errno.ENOSPC:
-        return OperationError(f"{where}: no space left on the device; export incomplete")
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return OperationError(f"{where}: export directory is not writable ({exc.strerror})")
-    return OperationError(f"{where}: cannot write the export directory: {exc.strerror or exc}")
+    return write_error(
+        exc,
+        where,
+        job="export",
+        unfinished="export incomplete",
+        failed="cannot write the export directory",
+    )
 
 
 class _Export:
