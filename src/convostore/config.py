@@ -54,6 +54,8 @@ class StorageConfig(_Section):
     max_history: int = Field(default=100, gt=0)
     session_timeout: int = Field(default=3600, gt=0)
     session_gap: int = Field(default=300, gt=0)
+    # SQLite's PRAGMA synchronous on every connection (see docs/configuration.md, "Durability").
+    synchronous: Literal["normal", "full"] = "normal"
     backups: BackupsConfig = BackupsConfig()
     retention: RetentionConfig = RetentionConfig()
 

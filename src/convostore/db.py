@@ -1,11 +1,12 @@
 """Engines, session factories and the translation of driver errors.
 
 SQLite is shared by several bot processes, so every connection sets WAL, a busy timeout,
-``synchronous=NORMAL`` and ``foreign_keys=ON``, and the driver's own transaction handling is
-switched off: SQLAlchemy's ``begin`` event emits ``BEGIN IMMEDIATE`` instead, so a read-then-write
-unit of work takes the write lock up front and waits for it (the deferred ``BEGIN`` would fail with
-a busy snapshot when its read upgrades to a write). Read-only work uses an engine view whose
-``begin`` is deferred, so readers never queue behind writers.
+``synchronous`` (``storage.synchronous``: NORMAL by default, or FULL) and ``foreign_keys=ON``, and
+the driver's own transaction handling is switched off: SQLAlchemy's ``begin`` event emits
+``BEGIN IMMEDIATE`` instead, so a read-then-write unit of work takes the write lock up front and
+waits for it (the deferred ``BEGIN`` would fail with a busy snapshot when its read upgrades to a
+write). Read-only work uses an engine view whose ``begin`` is deferred, so readers never queue
+behind writers.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import event
@@ -42,10 +43,15 @@ READ_ONLY_OPTION = "convostore_read_only"
 # statement is its own transaction and sees one consistent snapshot.
 ONE_STATEMENT_READ_OPTION = "convostore_one_statement_read"
 _PRAGMAS_INSTALLED = "_convostore_pragmas"
+_SYNCHRONOUS_ATTRIBUTE = "_convostore_synchronous"
+Synchronous = Literal["normal", "full"]
+_SYNCHRONOUS_PRAGMA = {"normal": "NORMAL", "full": "FULL"}
 _T = TypeVar("_T")
 
 
-def _on_sqlite_connect(foreign_keys: bool) -> Any:
+def _on_sqlite_connect(foreign_keys: bool, synchronous: Synchronous) -> Any:
+    pragma = _SYNCHRONOUS_PRAGMA[synchronous]
+
     def on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         # The driver must not open transactions by itself; ``_on_sqlite_begin`` does.
         dbapi_connection.isolation_level = None
@@ -56,7 +62,7 @@ def _on_sqlite_connect(foreign_keys: bool) -> Any:
             row = cursor.fetchone()
             if row is None or str(row[0]).lower() not in ("wal", "memory"):
                 cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute(f"PRAGMA synchronous = {pragma}")
             cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
         finally:
             cursor.close()
@@ -75,21 +81,41 @@ def _on_sqlite_begin(conn: Connection) -> None:
 
 
 def install_sqlite_transaction_handling(
-    engine: AsyncEngine | Engine, *, foreign_keys: bool = True
+    engine: AsyncEngine | Engine,
+    *,
+    foreign_keys: bool = True,
+    synchronous: Synchronous = "normal",
 ) -> None:
     """Install the connect/begin events once on a SQLite engine (idempotent)."""
     sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
     if getattr(sync_engine, _PRAGMAS_INSTALLED, False):
         return
-    event.listen(sync_engine, "connect", _on_sqlite_connect(foreign_keys))
+    event.listen(sync_engine, "connect", _on_sqlite_connect(foreign_keys, synchronous))
     event.listen(sync_engine, "begin", _on_sqlite_begin)
     setattr(sync_engine, _PRAGMAS_INSTALLED, True)
+    setattr(sync_engine, _SYNCHRONOUS_ATTRIBUTE, synchronous)
+
+
+def sqlite_synchronous(engine: AsyncEngine | Engine) -> Synchronous:
+    """The ``synchronous`` setting the engine's SQLite connections apply ("normal" if none)."""
+    sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+    value: Synchronous = getattr(sync_engine, _SYNCHRONOUS_ATTRIBUTE, "normal")
+    return value
 
 
 def create_engine(
-    url: str, *, foreign_keys: bool = True, null_pool: bool = False, **kwargs: Any
+    url: str,
+    *,
+    foreign_keys: bool = True,
+    synchronous: Synchronous = "normal",
+    null_pool: bool = False,
+    **kwargs: Any,
 ) -> AsyncEngine:
-    """An async engine for a convostore database, with the SQLite handling installed."""
+    """An async engine for a convostore database, with the SQLite handling installed.
+
+    ``synchronous`` is SQLite's durability setting (``storage.synchronous``); PostgreSQL's is the
+    server's ``synchronous_commit``, which convostore leaves alone.
+    """
     backend = make_url(url).get_backend_name()
     options: dict[str, Any] = {}
     if null_pool:
@@ -105,7 +131,9 @@ def create_engine(
     options.update(kwargs)
     engine = create_async_engine(url, **options)
     if backend == "sqlite":
-        install_sqlite_transaction_handling(engine, foreign_keys=foreign_keys)
+        install_sqlite_transaction_handling(
+            engine, foreign_keys=foreign_keys, synchronous=synchronous
+        )
     return engine
 
 
@@ -139,7 +167,8 @@ class Transactions:
         url = engine.url
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
             self._sync = create_sync_engine(url.set(drivername="sqlite"))
-            install_sqlite_transaction_handling(self._sync)
+            # The same durability as the async engine's connections.
+            install_sqlite_transaction_handling(self._sync, synchronous=sqlite_synchronous(engine))
             self._sync_reader = self._sync.execution_options(
                 **{READ_ONLY_OPTION: True, ONE_STATEMENT_READ_OPTION: True}
             )

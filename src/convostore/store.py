@@ -132,7 +132,9 @@ class BotStore:
         # No pre-ping: on asyncpg it costs three round trips per checkout (BEGIN, ping, ROLLBACK),
         # more than a history read itself. A connection the server dropped fails its unit of
         # work instead, which is run once more on a fresh connection (see _lost_connection).
-        engine = create_engine(config.database_url, pool_pre_ping=False)
+        engine = create_engine(
+            config.database_url, synchronous=config.storage.synchronous, pool_pre_ping=False
+        )
         store: BotStore | None = None
         try:
             with translate_errors(config.safe_database_url):

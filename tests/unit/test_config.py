@@ -74,6 +74,8 @@ def test_env_expansion_and_password_hidden(tmp_path: Path, monkeypatch: pytest.M
         ("legacy:\n  timezone: Mars/Olympus\n", "legacy.timezone", "unknown time zone"),
         ("name: ../evil\n", "name", "letters"),
         ("storage:\n  type: postgresql\n", "storage", "needs a url"),
+        ("storage:\n  synchronous: off\n", "storage.synchronous", "'normal' or 'full'"),
+        ("storage:\n  synchronous: extra\n", "storage.synchronous", "'normal' or 'full'"),
     ],
 )
 def test_invalid_values_name_file_and_key(
@@ -86,6 +88,12 @@ def test_invalid_values_name_file_and_key(
     assert message.startswith(f"{path}: {key}"), message
     assert fragment in message
     assert "\n" not in message
+
+
+def test_synchronous_defaults_to_normal_and_accepts_full(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, "")).storage.synchronous == "normal"
+    full = load_config(write(tmp_path, "storage:\n  synchronous: full\n"))
+    assert full.storage.synchronous == "full"
 
 
 def test_malformed_yaml(tmp_path: Path) -> None:

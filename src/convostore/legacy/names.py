@@ -506,7 +506,9 @@ async def resolve_names(
         raise InvalidInput("concurrency must be at least 1")
     # Pooled: thousands of short transactions; a new PostgreSQL connection for each would cost
     # more than the update itself. No pre-ping: the run is short and a failure is reported.
-    engine = create_engine(config.database_url, pool_pre_ping=False)
+    engine = create_engine(
+        config.database_url, synchronous=config.storage.synchronous, pool_pre_ping=False
+    )
     transactions = Transactions(engine)
     where = f"resolve-names of {config.name} on {config.safe_database_url}"
     resolver = _Resolver(config.name, transactions, client, dry_run=dry_run, sleep=sleep)

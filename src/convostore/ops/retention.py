@@ -208,7 +208,9 @@ async def cleanup(
             return CleanupResult(bot, cutoffs, 0, 0, dry_run)
         space = await _reclaim(config, vacuum=True, before=before)
         return CleanupResult(bot, cutoffs, 0, 0, dry_run, space=space)
-    engine = create_engine(config.database_url, null_pool=True)
+    engine = create_engine(
+        config.database_url, synchronous=config.storage.synchronous, null_pool=True
+    )
     transactions = Transactions(engine)
     where = f"cleanup of {bot} on {config.safe_database_url}"
     try:
