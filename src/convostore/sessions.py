@@ -1,8 +1,9 @@
 """Session boundary rules, shared by live writes and the legacy importer.
 
 A conversation in one channel is cut into sessions: a message joins the open session when it comes
-at most ``gap`` seconds after that session's last activity and at most ``timeout`` seconds after its
-start. Otherwise a new session starts, named after its start time in UTC and the configured timeout.
+at most ``gap`` seconds after that session's last activity (or before its start) and the session,
+with it, spans at most ``timeout`` seconds. Otherwise a new session starts, named after its start
+time in UTC and the configured timeout.
 """
 
 from __future__ import annotations
@@ -16,14 +17,24 @@ def fits_session(
 ) -> bool:
     """Whether a message at ``at`` joins a session that started and was last active as given.
 
-    A message older than the session's start does not join it: the session would then span more
-    than its timeout, and its id (its start time) would lie.
+    The message must lie within ``gap`` seconds of the session's extent on either side: after its
+    last activity, or (a late arrival, two writers racing) before its start. The session, grown
+    to include the message, must then span at most ``timeout`` seconds. A message that joins
+    before the start moves ``started_at`` back to it (see :func:`extended`); the id stays.
     """
+    first, last = extended(started_at, last_activity, at)
     return (
-        at >= started_at
-        and (at - last_activity).total_seconds() <= gap
-        and (at - started_at).total_seconds() <= timeout
+        (at - last_activity).total_seconds() <= gap
+        and (started_at - at).total_seconds() <= gap
+        and (last - first).total_seconds() <= timeout
     )
+
+
+def extended(
+    started_at: datetime, last_activity: datetime, at: datetime
+) -> tuple[datetime, datetime]:
+    """(started_at, last_activity) of a session once a message at ``at`` has joined it."""
+    return min(started_at, at), max(last_activity, at)
 
 
 def base_session_id(started_at: datetime, timeout: int) -> str:

@@ -202,9 +202,11 @@ async def test_timeout_boundary(store: BotStore) -> None:
 
 
 async def test_session_ids_unique_when_two_start_in_the_same_second(store: BotStore) -> None:
+    later = T0 + timedelta(hours=2)
     a = await say(store, T0 + timedelta(milliseconds=500))
-    # Arrives late and is older than the open session's start: it cannot join it.
+    assert await store.close_expired_sessions(now=later) == 1
     b = await say(store, T0 + timedelta(milliseconds=200))
+    assert await store.close_expired_sessions(now=later) == 1
     c = await say(store, T0 + timedelta(milliseconds=100))
     assert a.session_id == "2024-01-08_14-30-00_3600s"
     assert b.session_id == "2024-01-08_14-30-00_3600s-2"
@@ -212,6 +214,36 @@ async def test_session_ids_unique_when_two_start_in_the_same_second(store: BotSt
     ids = [s.session_id for s in await store.sessions(GENERAL)]
     assert sorted(ids) == sorted({a.session_id, b.session_id, c.session_id})
     assert [s.is_active for s in await store.sessions(GENERAL)].count(True) == 1
+
+
+async def test_late_message_within_the_gap_joins_and_moves_the_start_back(store: BotStore) -> None:
+    # Two writers racing: the later timestamp committed first. The earlier message still belongs
+    # to that session, which now starts at it; the id (the first committed start) stays.
+    a = await say(store, T0 + timedelta(milliseconds=1))
+    b = await say(store, T0)
+    assert b.session_id == a.session_id == "2024-01-08_14-30-00_3600s"
+    # A late arrival up to session_gap (300 s) before the start joins too.
+    c = await say(store, T0 - timedelta(seconds=300))
+    assert c.session_id == a.session_id
+    [session] = await store.sessions(GENERAL)
+    assert session.started_at == T0 - timedelta(seconds=300)
+    assert session.last_activity == T0 + timedelta(milliseconds=1)
+    assert session.message_count == 3 and session.is_active
+    # 301 s before the start is outside the gap: a session of its own (the open one closes).
+    d = await say(store, T0 - timedelta(seconds=601))
+    assert d.session_id == "2024-01-08_14-19-59_3600s"
+    assert [s.is_active for s in await store.sessions(GENERAL)].count(True) == 1
+
+
+async def test_late_message_may_not_stretch_a_session_past_its_timeout(store: BotStore) -> None:
+    first = await say(store, T0)
+    at = T0
+    while at + timedelta(seconds=240) <= T0 + timedelta(seconds=3600):
+        at += timedelta(seconds=240)
+        await say(store, at)
+    # Within the gap before the start, but the session would then span 3601 s.
+    late = await say(store, T0 - timedelta(seconds=1))
+    assert late.session_id != first.session_id
 
 
 async def test_close_expired_sessions(store: BotStore) -> None:

@@ -29,34 +29,32 @@ _RECORD_COLUMNS = (
 _BOT = _T.c.bot_name == bindparam("bot")
 _CHANNEL = _T.c.channel_id == bindparam("channel")
 
+# A message counted in a session widens it to include the message (``sessions.extended``).
+_WIDEN = {
+    "message_count": _T.c.message_count + 1,
+    "started_at": case((_T.c.started_at > _AT, _AT), else_=_T.c.started_at),
+    "last_activity": case((_T.c.last_activity < _AT, _AT), else_=_T.c.last_activity),
+}
 # The common case of a write: the channel's open session takes the message. One statement finds
-# the session, checks that the message fits it (the rule of ``convostore.sessions.fits_session``)
-# and counts the message; no row comes back when a new session has to start.
+# the session, checks that the message fits it (the rule of ``convostore.sessions.fits_session``,
+# spelled as bounds on the two columns, valid because a session never spans more than its
+# timeout) and counts the message; no row comes back when a new session has to start.
 _EXTEND_OPEN = (
     update(_T)
     .where(
         _BOT,
         _CHANNEL,
         _OPEN,
-        _T.c.started_at <= _AT,
+        _T.c.started_at <= bindparam("not_after_start", type_=UTCDateTime),
         _T.c.started_at >= bindparam("not_before_start", type_=UTCDateTime),
         _T.c.last_activity >= bindparam("not_before_last", type_=UTCDateTime),
+        _T.c.last_activity <= bindparam("not_after_last", type_=UTCDateTime),
     )
-    .values(
-        message_count=_T.c.message_count + 1,
-        last_activity=case((_T.c.last_activity < _AT, _AT), else_=_T.c.last_activity),
-    )
+    .values(_WIDEN)
     .returning(_T.c.session_id)
 )
 _OPEN_SESSION = select(_T.c.id, *_RECORD_COLUMNS).where(_BOT, _CHANNEL, _OPEN)
-_COUNT_MESSAGE = (
-    update(_T)
-    .where(_T.c.id == bindparam("row_id"))
-    .values(
-        message_count=_T.c.message_count + 1,
-        last_activity=case((_T.c.last_activity < _AT, _AT), else_=_T.c.last_activity),
-    )
-)
+_COUNT_MESSAGE = update(_T).where(_T.c.id == bindparam("row_id")).values(_WIDEN)
 _CLOSE = update(_T).where(_T.c.id == bindparam("row_id")).values(is_active=False)
 _START = insert(_T).values(
     bot_name=bindparam("bot"),
@@ -93,8 +91,13 @@ class SessionRepository:
                 "bot": self.bot_name,
                 "channel": channel_id,
                 "at": at,
+                # started_at in [at - max_span, at + gap], last_activity in
+                # [at - gap, at + max_span]: with last - start <= max_span already, exactly
+                # "within the gap on either side, and the widened span fits the timeout".
+                "not_after_start": at + timedelta(seconds=gap),
                 "not_before_start": at - timedelta(seconds=max_span),
                 "not_before_last": at - timedelta(seconds=gap),
+                "not_after_last": at + timedelta(seconds=max_span),
             },
         ).scalar()
         return session_id
@@ -107,7 +110,7 @@ class SessionRepository:
         return None if row is None else (row[0], to_record(row[1:]))
 
     def count_message(self, row_id: int, at: datetime) -> None:
-        """Count one more message; the counter is incremented in SQL, so no update is lost."""
+        """Count one more message, widening the session to ``at``; in SQL, so no update is lost."""
         self.connection.execute(_COUNT_MESSAGE, {"row_id": row_id, "at": at})
 
     def close(self, row_id: int) -> None:
