@@ -7,6 +7,7 @@ PostgreSQL, with a schema owned by Alembic.
 import logging
 
 from convostore.channels import ChannelInfo
+from convostore.chat import to_chat_messages
 from convostore.config import BotConfig, load_config, load_configs
 from convostore.errors import ConfigError, ConvostoreError, InvalidInput, StorageError
 from convostore.records import ChatSession, StoredMessage
@@ -28,4 +29,5 @@ __all__ = [
     "StoredMessage",
     "load_config",
     "load_configs",
+    "to_chat_messages",
 ]

@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from convostore.channels import ChannelInfo
+from convostore.chat import estimate_tokens
 from convostore.config import BotConfig
 from convostore.db import Transactions, create_engine, read_only, translate_errors
 from convostore.errors import ConfigError, InvalidInput, StorageError
@@ -109,6 +110,25 @@ async def _warn_of_legacy_files(config: BotConfig, connection: AsyncConnection) 
             config.legacy.dir,
             config.name,
         )
+
+
+def _within_budget(
+    newest_first: list[StoredMessage], max_tokens: int, count_tokens: Callable[[str], int]
+) -> list[StoredMessage]:
+    """The newest messages whose contents fit ``max_tokens``, oldest first."""
+    kept = 0
+    used = 0
+    for record in newest_first:
+        cost = count_tokens(record.content)
+        if isinstance(cost, bool) or not isinstance(cost, int) or cost < 0:
+            raise InvalidInput(f"count_tokens must return a non-negative int, got {cost!r}")
+        used += cost
+        if used > max_tokens:
+            break
+        kept += 1
+    del newest_first[kept:]
+    newest_first.reverse()
+    return newest_first
 
 
 class BotStore:
@@ -282,26 +302,52 @@ class BotStore:
         *,
         user_id: int | str | None = None,
         session_id: str | None = None,
+        max_tokens: int | None = None,
+        count_tokens: Callable[[str], int] | None = None,
     ) -> list[StoredMessage]:
-        """The newest ``limit`` messages of the channel (default ``max_history``), oldest first."""
+        """The newest ``limit`` messages of the channel (default ``max_history``), oldest first.
+
+        With ``max_tokens``, only the newest of those whose contents total at most ``max_tokens``
+        tokens: messages are counted from the newest back and the first that does not fit ends
+        the history (a message is never cut, and never skipped to fit an older one).
+        ``count_tokens`` counts one message's content (default:
+        :func:`convostore.chat.estimate_tokens`, a dependency-free estimate). Still one query
+        of at most ``limit`` rows.
+        """
         count = self.config.storage.max_history if limit is None else limit
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise InvalidInput(f"limit must be a non-negative int, got {limit!r}")
+        if max_tokens is not None and (
+            isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0
+        ):
+            raise InvalidInput(f"max_tokens must be a non-negative int, got {max_tokens!r}")
+        if count_tokens is not None and not callable(count_tokens):
+            raise InvalidInput("count_tokens must be a callable taking a str and returning an int")
         user = None if user_id is None else _decimal_id(user_id, "user_id")
-        if count == 0:
+        if count == 0 or max_tokens == 0:
             return []
+        newest_first = await self._newest(channel, count, user, session_id)
+        if max_tokens is not None:
+            return _within_budget(newest_first, max_tokens, count_tokens or estimate_tokens)
+        newest_first.reverse()
+        return newest_first
+
+    async def _newest(
+        self, channel: ChannelInfo, count: int, user: str | None, session_id: str | None
+    ) -> list[StoredMessage]:
+        """The newest ``count`` messages, newest first (the legacy files while not imported)."""
 
         def work(connection: Connection) -> list[StoredMessage]:
-            rows = MessageRepository(connection, self.bot_name).newest(
+            return MessageRepository(connection, self.bot_name).newest(
                 channel.id, count, user_id=user, session_id=session_id
             )
-            rows.reverse()
-            return rows
 
         rows = await self._read(work)
         if not rows and session_id is None and self.config.legacy.read_fallback:
             # Not imported yet: serve the JSON files, read-only, as the import would store them.
-            return await asyncio.to_thread(legacy_history, self.config, channel, count, user)
+            legacy = await asyncio.to_thread(legacy_history, self.config, channel, count, user)
+            legacy.reverse()
+            return legacy
         return rows
 
     async def current_session(self, channel: ChannelInfo) -> ChatSession | None:

@@ -16,6 +16,7 @@ def test_all_is_the_contract() -> None:
         "StoredMessage",
         "load_config",
         "load_configs",
+        "to_chat_messages",
     ]
     assert convostore.__all__ == sorted(convostore.__all__)
     for name in convostore.__all__:
