@@ -183,13 +183,22 @@ def default_config_dir() -> Path:
     return Path(os.environ.get(CONFIG_DIR_ENV) or DEFAULT_CONFIG_DIR)
 
 
-def _expand_env(value: Any, where: str, source: Path) -> Any:
+def _expand_env(value: Any, where: str, source: Path, within: frozenset[int] = frozenset()) -> Any:
+    if isinstance(value, dict | list):
+        # YAML anchors can make a structure contain itself (``a: &a [*a]``).
+        if id(value) in within:
+            raise ConfigError(
+                f"{source}: {where or '(top level)'}: a YAML alias refers to itself "
+                "(recursive data is not allowed)"
+            )
+        within = within | {id(value)}
     if isinstance(value, dict):
         return {
-            k: _expand_env(v, f"{where}.{k}" if where else str(k), source) for k, v in value.items()
+            k: _expand_env(v, f"{where}.{k}" if where else str(k), source, within)
+            for k, v in value.items()
         }
     if isinstance(value, list):
-        return [_expand_env(v, f"{where}[{i}]", source) for i, v in enumerate(value)]
+        return [_expand_env(v, f"{where}[{i}]", source, within) for i, v in enumerate(value)]
     if isinstance(value, str):
 
         def substitute(match: re.Match[str]) -> str:
@@ -225,6 +234,8 @@ def load_config(path: str | os.PathLike[str]) -> BotConfig:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError(f"{source}: malformed YAML{where}: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: malformed YAML: nested too deeply") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

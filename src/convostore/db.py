@@ -124,10 +124,8 @@ def create_engine(
         options.update(pool_size=5, max_overflow=5, pool_pre_ping=True, pool_recycle=1800)
     if backend == "sqlite":
         database = make_url(url).database
-        if database and database != ":memory:":
-            from pathlib import Path
-
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        if database and database != ":memory:" and not make_url(url).query.get("uri"):
+            _make_parent(database)
     options.update(kwargs)
     engine = create_async_engine(url, **options)
     if backend == "sqlite":
@@ -135,6 +133,18 @@ def create_engine(
             engine, foreign_keys=foreign_keys, synchronous=synchronous
         )
     return engine
+
+
+def _make_parent(database: str) -> None:
+    from pathlib import Path
+
+    parent = Path(database).parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(
+            f"{database}: cannot create the database's directory {parent}: {exc.strerror or exc}"
+        ) from None
 
 
 def read_only(engine: AsyncEngine) -> AsyncEngine:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -19,7 +20,13 @@ from convostore.channels import ChannelInfo
 from convostore.chat import estimate_tokens
 from convostore.config import BotConfig
 from convostore.db import Transactions, create_engine, read_only, translate_errors
-from convostore.errors import ConfigError, InvalidInput, StorageError
+from convostore.errors import (
+    ConfigError,
+    DatabaseUnavailableError,
+    InvalidInput,
+    SchemaError,
+    StorageError,
+)
 from convostore.legacy.transition import legacy_history, unimported_files
 from convostore.records import ChatSession, StoredMessage
 from convostore.repositories import MessageRepository, SessionRepository
@@ -82,6 +89,44 @@ def _utc(value: datetime | None) -> datetime:
     return value.astimezone(UTC)
 
 
+def _text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text on every backend, or ``None``."""
+    if "\x00" in value:
+        # PostgreSQL text cannot hold NUL; refused on every backend so they store alike.
+        return "contains a NUL character (\\x00), which cannot be stored"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (
+            f"contains a lone surrogate ({value[exc.start]!r} at position {exc.start}), "
+            "which is not valid UTF-8"
+        )
+    return None
+
+
+def _json_problem(value: Any, where: str) -> str | None:
+    """Why a JSON value (already round-tripped) cannot be stored alike everywhere, or ``None``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{where} is {value!r}; JSON has no NaN or infinity"
+    if isinstance(value, str):
+        problem = _text_problem(value)
+        return None if problem is None else f"{where} {problem}"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            problem = _text_problem(key)
+            if problem is not None:
+                return f"{where}: a key {problem}"
+            problem = _json_problem(item, f"{where}[{key!r}]")
+            if problem is not None:
+                return problem
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            problem = _json_problem(item, f"{where}[{index}]")
+            if problem is not None:
+                return problem
+    return None
+
+
 def _metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
     if value is None:
         return None
@@ -90,8 +135,13 @@ def _metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
     try:
         # A round trip both validates and detaches the caller's dict from the stored one.
         copy: dict[str, Any] = json.loads(json.dumps(value))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidInput(f"metadata must be JSON-serialisable: {exc}") from None
+    # SQLite would store NaN and export would then write invalid JSON; PostgreSQL's jsonb refuses
+    # it, and lone surrogates: refused here so every backend stores the same.
+    problem = _json_problem(copy, "metadata")
+    if problem is not None:
+        raise InvalidInput(problem)
     return copy
 
 
@@ -131,6 +181,31 @@ def _within_budget(
     return newest_first
 
 
+def _refuse_missing_sqlite_file(config: BotConfig) -> None:
+    """Refuse to open a SQLite database that does not exist, before anything is created.
+
+    Opening a mistyped ``storage.path`` must not leave new directories and an empty database
+    behind; ``alembic upgrade head`` (or ``convostore init``) is what creates a database.
+    """
+    path = config.sqlite_path
+    if path is None or make_url(config.database_url).query.get("uri"):
+        return
+    if path.is_file():
+        return
+    parent = path.parent
+    if path.exists():
+        raise DatabaseUnavailableError(f"{path}: cannot open the database: not a file")
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "does not exist"
+        raise DatabaseUnavailableError(
+            f"{path}: cannot open the database: {parent} {what}; check storage.path"
+        )
+    raise SchemaError(
+        f"{path}: no database file here; run `alembic upgrade head` to create it "
+        "(or check storage.path)"
+    )
+
+
 class BotStore:
     """One bot's view of the conversation database; it never reads or writes other bots' rows."""
 
@@ -149,6 +224,7 @@ class BotStore:
             raise ConfigError(
                 f"{config.source or config.name}: storage.enabled is false for bot {config.name!r}"
             )
+        _refuse_missing_sqlite_file(config)
         # No pre-ping: on asyncpg it costs three round trips per checkout (BEGIN, ping, ROLLBACK),
         # more than a history read itself. A connection the server dropped fails its unit of
         # work instead, which is run once more on a fresh connection (see _lost_connection).
@@ -225,11 +301,9 @@ class BotStore:
             ("username", username),
             ("channel name", channel.name),
         ):
-            if "\x00" in value:
-                # PostgreSQL text cannot hold NUL; refused on every backend so they store alike.
-                raise InvalidInput(
-                    f"{what} contains a NUL character (\\x00), which cannot be stored"
-                )
+            problem = _text_problem(value)
+            if problem is not None:
+                raise InvalidInput(f"{what} {problem}")
         user = _decimal_id(user_id, "user_id")
         msg_id = _message_id(message_id)
         at = _utc(timestamp)
