@@ -30,6 +30,7 @@ from convostore.errors import (
 from convostore.legacy.transition import legacy_history, unimported_files
 from convostore.records import ChatSession, StoredMessage
 from convostore.repositories import MessageRepository, SessionRepository
+from convostore.repositories.rows import NewMessage
 from convostore.schema import check_schema
 from convostore.sessions import base_session_id, fits_session, unique_session_id
 
@@ -143,6 +144,25 @@ def _metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
     if problem is not None:
         raise InvalidInput(problem)
     return copy
+
+
+def _check_message_text(channel: ChannelInfo, *, username: str, role: str, content: str) -> None:
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of user, assistant, system; got {role!r}")
+    if not isinstance(content, str):
+        raise InvalidInput(f"content must be a str, not {type(content).__name__}")
+    if not isinstance(username, str):
+        raise InvalidInput(f"username must be a str, not {type(username).__name__}")
+    if not isinstance(channel, ChannelInfo):
+        raise InvalidInput(f"channel must be a ChannelInfo, not {type(channel).__name__}")
+    for what, value in (
+        ("content", content),
+        ("username", username),
+        ("channel name", channel.name),
+    ):
+        problem = _text_problem(value)
+        if problem is not None:
+            raise InvalidInput(f"{what} {problem}")
 
 
 async def _warn_of_legacy_files(config: BotConfig, connection: AsyncConnection) -> None:
@@ -288,22 +308,7 @@ class BotStore:
 
         Storing the same ``message_id`` twice keeps one row and returns the existing one.
         """
-        if role not in ROLES:
-            raise InvalidInput(f"role must be one of user, assistant, system; got {role!r}")
-        if not isinstance(content, str):
-            raise InvalidInput(f"content must be a str, not {type(content).__name__}")
-        if not isinstance(username, str):
-            raise InvalidInput(f"username must be a str, not {type(username).__name__}")
-        if not isinstance(channel, ChannelInfo):
-            raise InvalidInput(f"channel must be a ChannelInfo, not {type(channel).__name__}")
-        for what, value in (
-            ("content", content),
-            ("username", username),
-            ("channel name", channel.name),
-        ):
-            problem = _text_problem(value)
-            if problem is not None:
-                raise InvalidInput(f"{what} {problem}")
+        _check_message_text(channel, username=username, role=role, content=content)
         user = _decimal_id(user_id, "user_id")
         msg_id = _message_id(message_id)
         at = _utc(timestamp)
@@ -321,17 +326,19 @@ class BotStore:
             if session_id is None:
                 session_id = self._start_session(sessions, channel, at)
             stored = messages.add(
-                channel_id=channel.id,
-                channel_name=channel.name,
-                channel_type=channel.type,
-                user_id=user,
-                username=username,
-                session_id=session_id,
-                message_id=msg_id,
-                role=role,
-                content=content,
-                timestamp=at,
-                metadata=meta,
+                NewMessage(
+                    channel.id,
+                    channel.name,
+                    channel.type,
+                    user,
+                    username,
+                    session_id,
+                    msg_id,
+                    role,
+                    content,
+                    at,
+                    meta,
+                )
             )
             if stored is None:
                 existing = messages.by_message_id(msg_id)

@@ -18,7 +18,7 @@ from convostore import BotStore, ChannelInfo, StoredMessage
 from convostore.errors import SchemaError
 from convostore.models import ConversationModel
 from convostore.repositories import MessageRepository
-from convostore.repositories import messages as messages_module
+from convostore.repositories import rows as rows_module
 from tests.conftest import ConfigFactory
 
 T0 = datetime(2024, 1, 8, 14, 30, 0, 123456, tzinfo=UTC)
@@ -166,13 +166,13 @@ async def test_sqlite_files_take_the_dbapi_path(
     store: BotStore, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     built: list[int] = []
-    build = messages_module._pysqlite_records
+    build = rows_module.messages_from_driver_rows
 
     def spy(rows: list[tuple[Any, ...]], bot_name: str, channel_id: str) -> list[StoredMessage]:
         built.append(len(rows))
         return build(rows, bot_name, channel_id)
 
-    monkeypatch.setattr(messages_module, "_pysqlite_records", spy)
+    monkeypatch.setattr(rows_module, "messages_from_driver_rows", spy)
     await add(store, T0)
     assert len(await store.history(CHANNEL)) == 1
     assert built == ([1] if backend == "sqlite" else [])

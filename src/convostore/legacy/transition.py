@@ -29,6 +29,7 @@ from convostore.legacy.importer import (
 from convostore.legacy.reader import SHARED_DIR, SHARED_INDEX, Era, classify, read_file
 from convostore.models import LegacyImportModel
 from convostore.records import StoredMessage
+from convostore.repositories.rows import NewMessage
 
 _ledger: Table = LegacyImportModel.__table__  # type: ignore[assignment]
 
@@ -128,20 +129,18 @@ def legacy_history(
                 )
     newest = sorted(found.items(), key=lambda item: item[1][0])[-limit:] if limit else []
     return [
-        StoredMessage(
-            id=0,
-            bot_name=config.name,
-            channel_id=channel.id,
-            channel_name=channel.name,
-            channel_type=channel.type,
-            user_id=values["user_id"],
-            username=values["username"],
-            session_id="legacy",
-            message_id=message_id,
-            role=values["role"],
-            content=values["content"],
-            timestamp=at,
-            metadata=values["metadata"],
-        )
+        NewMessage(
+            channel.id,
+            channel.name,
+            channel.type,
+            values["user_id"],
+            values["username"],
+            "legacy",
+            message_id,
+            values["role"],
+            values["content"],
+            at,
+            values["metadata"],
+        ).stored(0, config.name)
         for message_id, (at, values) in newest
     ]

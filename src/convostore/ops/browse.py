@@ -23,8 +23,8 @@ from convostore.errors import OperationError
 from convostore.models import ChatSessionModel, ConversationModel
 from convostore.ops.backup import MANIFEST_SUFFIX
 from convostore.ops.export import newest_channel_names, read_bot_database, stored_channel
-from convostore.records import MESSAGE_FIELDS, StoredMessage
-from convostore.repositories.messages import to_record
+from convostore.records import StoredMessage
+from convostore.repositories.rows import MESSAGE_COLUMNS, message_from_row
 
 _S = cast(Table, ChatSessionModel.__table__)
 _C = cast(Table, ConversationModel.__table__)
@@ -177,9 +177,6 @@ async def list_sessions(
     return await read_bot_database(config, work)
 
 
-_MESSAGE_COLUMNS = tuple(_C.c[name] for name in MESSAGE_FIELDS)
-
-
 async def session_transcript(
     config: BotConfig, session_id: str, channel: str | None = None
 ) -> Transcript:
@@ -210,7 +207,7 @@ async def session_transcript(
             s for s in _sessions(connection, bot, chosen.channel_id) if s.session_id == session_id
         )
         rows = connection.execute(
-            select(*_MESSAGE_COLUMNS)
+            select(*MESSAGE_COLUMNS)
             .where(
                 _C.c.bot_name == bot,
                 _C.c.channel_id == chosen.channel_id,
@@ -218,7 +215,7 @@ async def session_transcript(
             )
             .order_by(_C.c.timestamp, _C.c.id)
         )
-        return Transcript(chosen, session, tuple(to_record(row) for row in rows))
+        return Transcript(chosen, session, tuple(message_from_row(row) for row in rows))
 
     return await read_bot_database(config, work)
 

@@ -37,7 +37,7 @@ from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
-from sqlalchemy import Table, Text, bindparam, func, select, type_coerce
+from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.engine import Connection
 
 from convostore.channels import ChannelInfo
@@ -47,6 +47,7 @@ from convostore.errors import InvalidInput, OperationError
 from convostore.models import ChatSessionModel, ConversationModel
 from convostore.ops import write_error
 from convostore.records import MESSAGE_FIELDS
+from convostore.repositories.rows import MESSAGE_INDEX, message_columns
 from convostore.schema import check_schema
 
 ExportFormat = Literal["json", "markdown"]
@@ -191,23 +192,31 @@ def _json_head(session: ExportedSession) -> str:
 
 
 _FIELD_PREFIXES = tuple(f'      "{key}": ' for key in _MESSAGE_KEYS)
+# Where each part of a message row of ``message_columns`` stands: the id, the text columns that
+# follow it, the timestamp and the metadata (rendered as JSON).
+_ID, _SESSION_ID, _TIMESTAMP, _METADATA = (
+    MESSAGE_INDEX[key] for key in ("id", "session_id", "timestamp", "metadata")
+)
+_TEXT = slice(_ID + 1, _TIMESTAMP)
 
 
 def _json_message(row: Sequence[Any], timestamp: str, first: bool) -> str:
     """One message of the ``messages`` array, indented as json.dumps(indent=2) would."""
     # The hot loop of a JSON export: the text columns go straight through the C string encoder
     # that json.dumps(ensure_ascii=False) uses, without a JSONEncoder call per value.
-    metadata = row[12]
+    metadata = row[_METADATA]
     if metadata is None:
         meta = "null"
     else:
         meta = json.dumps(metadata, indent=2, ensure_ascii=False).replace("\n", "\n      ")
-    fields = ",\n".join(map(operator.add, _FIELD_PREFIXES[1:11], map(encode_basestring, row[1:11])))
+    fields = ",\n".join(
+        map(operator.add, _FIELD_PREFIXES[_TEXT], map(encode_basestring, row[_TEXT]))
+    )
     return (
         ("\n    {\n" if first else ",\n    {\n")
-        + f"{_FIELD_PREFIXES[0]}{int(row[0])},\n{fields},\n"
-        + f"{_FIELD_PREFIXES[11]}{encode_basestring(timestamp)},\n"
-        + f"{_FIELD_PREFIXES[12]}{meta}\n    }}"
+        + f"{_FIELD_PREFIXES[_ID]}{int(row[_ID])},\n{fields},\n"
+        + f"{_FIELD_PREFIXES[_TIMESTAMP]}{encode_basestring(timestamp)},\n"
+        + f"{_FIELD_PREFIXES[_METADATA]}{meta}\n    }}"
     )
 
 
@@ -363,13 +372,6 @@ class ExportResult:
 
 ExportProgress = Callable[[int, int, int], None]
 """``progress(sessions_done, messages_done, sessions_total)``, called after each session."""
-
-
-def _message_columns(dialect: str) -> tuple[Any, ...]:
-    # On SQLite the stored text is parsed by datetime.fromisoformat, several times cheaper per row
-    # than the generic DATETIME processor (the same choice as the history read).
-    at = type_coerce(_C.c.timestamp, Text) if dialect == "sqlite" else _C.c.timestamp
-    return (*(_C.c[key] for key in _MESSAGE_KEYS[:11]), at, _C.c.metadata)
 
 
 def _timestamp(value: Any) -> datetime:
@@ -554,7 +556,7 @@ class _Export:
         (timestamps that interleave sessions, e.g. imported rows) marks it for a second pass that
         renders it alone.
         """
-        columns = _message_columns(connection.dialect.name)
+        columns = message_columns(connection.dialect.name)
         query = (
             select(*columns)
             .where(_C.c.bot_name == self.bot, _C.c.channel_id == channel_id)
@@ -570,14 +572,14 @@ class _Export:
         previous: str | None = None
         result = connection.execution_options(yield_per=FETCH_BATCH).execute(query)
         for row in result:
-            session_id = row[7]
+            session_id = row[_SESSION_ID]
             if session_id in finished:
                 revisit.add(session_id)
                 continue
             file = files.get(session_id)
             if file is None:
                 continue
-            at = _timestamp(row[11])
+            at = _timestamp(row[_TIMESTAMP])
             if session_id != previous:
                 previous = session_id
                 recent[session_id] = file
@@ -610,7 +612,7 @@ class _Export:
             for row in connection.execution_options(yield_per=FETCH_BATCH).execute(
                 query.where(_C.c.session_id == session_id)
             ):
-                self._render(again, row, _timestamp(row[11]))
+                self._render(again, row, _timestamp(row[_TIMESTAMP]))
             rewritten = again.finish(_json_tail(again.messages) if self.fmt == "json" else "")
             if rewritten and not was_written:
                 self.written, self.unchanged = self.written + 1, self.unchanged - 1

@@ -24,8 +24,9 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
-from convostore.ops import retention
-from convostore.repositories import messages, sessions
+from convostore.ops.retention import doomed_sessions_query
+from convostore.repositories.messages import newest_driver_sql, newest_statement
+from convostore.repositories.sessions import open_session_statement
 
 HISTORY_LIMIT = 100
 CLEANUP_BATCH = 500
@@ -178,16 +179,12 @@ def explain_hot_queries(
     if dialect == "postgresql" and discourage_seq_scan:
         connection.execute(text("SET LOCAL enable_seqscan = off"))
     plans = []
-    # On the synchronous SQLite driver the store reads history with a fixed SQL string when the
-    # repository defines one; explain that string, else the Core statement it compiles.
-    raw_history = getattr(messages, "_PYSQLITE_NEWEST", None)
-    if dialect == "sqlite" and connection.dialect.driver == "pysqlite" and raw_history:
+    # On the synchronous SQLite driver the store reads history with a fixed SQL string; explain
+    # that string, else the Core statement.
+    if dialect == "sqlite" and connection.dialect.driver == "pysqlite":
         plans.append(
             _explain(
-                connection,
-                HISTORY,
-                raw_history[(False, False)],
-                (bot_name, channel_id, HISTORY_LIMIT),
+                connection, HISTORY, newest_driver_sql(), (bot_name, channel_id, HISTORY_LIMIT)
             )
         )
     else:
@@ -195,7 +192,7 @@ def explain_hot_queries(
             _explain(
                 connection,
                 HISTORY,
-                messages._NEWEST[(dialect == "sqlite", False, False)],
+                newest_statement(dialect),
                 {"bot_name": bot_name, "channel_id": channel_id, "limit": HISTORY_LIMIT},
             )
         )
@@ -203,12 +200,12 @@ def explain_hot_queries(
         _explain(
             connection,
             SESSION_LOOKUP,
-            sessions._OPEN_SESSION,
+            open_session_statement(),
             {"bot": bot_name, "channel": channel_id},
         )
     )
     cutoff = (now or datetime.now(UTC)).astimezone(UTC)
-    cleanup = retention._doomed_query(
+    cleanup = doomed_sessions_query(
         bot_name, {"channel": cutoff, "dm": cutoff}, details=False
     ).limit(CLEANUP_BATCH)
     plans.append(_explain(connection, CLEANUP_SELECTION, cleanup, {}))

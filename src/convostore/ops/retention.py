@@ -143,9 +143,13 @@ def _is_dm() -> Exists:
     )
 
 
-def _doomed_query(
+def doomed_sessions_query(
     bot: str, cutoffs: dict[str, datetime | None], *, details: bool = True
 ) -> Select[Any]:
+    """The bot's sessions last active before their type's cutoff (``{"channel": …, "dm": …}``).
+
+    Oldest first; with ``details``, each row also carries its message count and whether it is a DM.
+    """
     is_dm = _is_dm()
     clauses = []
     if cutoffs["channel"] == cutoffs["dm"]:
@@ -217,7 +221,7 @@ async def cleanup(
         with translate_errors(where):
             if dry_run:
                 rows = await transactions.read(
-                    lambda c: c.execute(_doomed_query(bot, cutoffs)).all()
+                    lambda c: c.execute(doomed_sessions_query(bot, cutoffs)).all()
                 )
                 doomed = tuple(
                     DoomedSession(
@@ -234,7 +238,7 @@ async def cleanup(
                 )
 
             def batch(connection: Connection) -> tuple[int, int]:
-                query = _doomed_query(bot, cutoffs, details=False).limit(batch_size)
+                query = doomed_sessions_query(bot, cutoffs, details=False).limit(batch_size)
                 rows = connection.execute(query).all()
                 if not rows:
                     return 0, 0

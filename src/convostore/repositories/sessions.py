@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, case, insert, or_, select, text, update
+from sqlalchemy import Select, bindparam, case, insert, or_, select, text, update
 from sqlalchemy.engine import Connection
 
-from convostore.models import ChatSessionModel, UTCDateTime
+from convostore.models import UTCDateTime
 from convostore.records import ChatSession
+from convostore.repositories.rows import SESSION_COLUMNS, SESSIONS, session_from_row
 
-_T = cast(Table, ChatSessionModel.__table__)
+_T = SESSIONS
 # The bare column, exactly the predicate of the partial index uq_sessions_one_active: SQLite uses
 # that index only for this spelling (``is_active IS 1`` or ``= 1`` picks idx_sessions_active, which
 # holds every open session of every bot and channel).
 _OPEN = text("sessions.is_active")
 _AT = bindparam("at", type_=UTCDateTime)
-_RECORD_COLUMNS = (
-    _T.c.session_id,
-    _T.c.channel_id,
-    _T.c.started_at,
-    _T.c.last_activity,
-    _T.c.message_count,
-    _T.c.is_active,
-)
 _BOT = _T.c.bot_name == bindparam("bot")
 _CHANNEL = _T.c.channel_id == bindparam("channel")
 
@@ -53,7 +45,17 @@ _EXTEND_OPEN = (
     .values(_WIDEN)
     .returning(_T.c.session_id)
 )
-_OPEN_SESSION = select(_T.c.id, *_RECORD_COLUMNS).where(_BOT, _CHANNEL, _OPEN)
+_OPEN_SESSION = select(_T.c.id, *SESSION_COLUMNS).where(_BOT, _CHANNEL, _OPEN)
+
+
+def open_session_statement() -> Select[Any]:
+    """The open session of ``:bot``/``:channel``: its row id, then a row of ``SESSION_COLUMNS``.
+
+    The partial unique index uq_sessions_one_active serves it.
+    """
+    return _OPEN_SESSION
+
+
 _COUNT_MESSAGE = update(_T).where(_T.c.id == bindparam("row_id")).values(_WIDEN)
 _CLOSE = update(_T).where(_T.c.id == bindparam("row_id")).values(is_active=False)
 _START = insert(_T).values(
@@ -66,16 +68,8 @@ _START = insert(_T).values(
     is_active=True,
 )
 _LIST = (
-    select(*_RECORD_COLUMNS).where(_BOT, _CHANNEL).order_by(_T.c.started_at.desc(), _T.c.id.desc())
+    select(*SESSION_COLUMNS).where(_BOT, _CHANNEL).order_by(_T.c.started_at.desc(), _T.c.id.desc())
 )
-
-
-def to_record(row: Sequence[Any]) -> ChatSession:
-    """A record from a row of ``_RECORD_COLUMNS``, in that order."""
-    session_id, channel_id, started_at, last_activity, message_count, is_active = row
-    return ChatSession(
-        session_id, channel_id, started_at, last_activity, message_count, bool(is_active)
-    )
 
 
 class SessionRepository:
@@ -107,7 +101,7 @@ class SessionRepository:
         row = self.connection.execute(
             _OPEN_SESSION, {"bot": self.bot_name, "channel": channel_id}
         ).first()
-        return None if row is None else (row[0], to_record(row[1:]))
+        return None if row is None else (row[0], session_from_row(row[1:]))
 
     def count_message(self, row_id: int, at: datetime) -> None:
         """Count one more message, widening the session to ``at``; in SQL, so no update is lost."""
@@ -137,7 +131,7 @@ class SessionRepository:
     def list(self, channel_id: str) -> list[ChatSession]:
         """The channel's sessions, newest first."""
         result = self.connection.execute(_LIST, {"bot": self.bot_name, "channel": channel_id})
-        return [to_record(row) for row in result]
+        return [session_from_row(row) for row in result]
 
     def close_expired(self, now: datetime, *, gap: int, max_span: int) -> int:
         """Close every open session of this bot past its gap or timeout at ``now``."""

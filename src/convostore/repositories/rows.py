@@ -1,0 +1,175 @@
+"""The one mapping between stored rows and records, and the value a write stores.
+
+Every reader that turns a ``conversations`` row into a :class:`StoredMessage` (history, browse,
+the store's writes, the legacy read fallback) and every writer of a message goes through here.
+The field list is the record's own, :data:`convostore.records.MESSAGE_FIELDS`, in column order:
+a column added to the table and to ``StoredMessage`` (and to :class:`NewMessage`) is selected and
+mapped everywhere. A field whose stored value is not the record's value as it comes (times stored
+as text on SQLite, JSON, booleans) gets one line in the conversion tables below.
+
+Building records is the larger half of a history read's cost on SQLite. A frozen dataclass's
+``__init__`` sets each field through ``object.__setattr__``; the slot descriptors set the same
+fields in half the time. So the builders are generated once, from the field list, as straight-line
+code over the slot descriptors (as :mod:`dataclasses` generates ``__init__``). The records are the
+same ``StoredMessage``, equal to ones built by ``__init__`` (a test checks it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from operator import attrgetter
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, Table, Text, type_coerce
+
+from convostore.models import ChatSessionModel, ConversationModel
+from convostore.records import MESSAGE_FIELDS, ChatSession, StoredMessage
+
+MESSAGES = cast(Table, ConversationModel.__table__)
+SESSIONS = cast(Table, ChatSessionModel.__table__)
+
+# --- messages ---------------------------------------------------------------------------------
+
+MESSAGE_COLUMNS: tuple[ColumnElement[Any], ...] = tuple(MESSAGES.c[name] for name in MESSAGE_FIELDS)
+"""The select list of a message row, in field order (values processed by Core)."""
+
+MESSAGE_INDEX: Mapping[str, int] = {name: i for i, name in enumerate(MESSAGE_FIELDS)}
+"""The position of each field in a row of :data:`MESSAGE_COLUMNS` or :func:`message_columns`."""
+
+# Columns SQLite stores as naive UTC ISO 8601 text. Its readers select that text and parse it with
+# ``datetime.fromisoformat``: per row, several times cheaper than the generic DATETIME processor
+# followed by UTCDateTime's.
+TIME_FIELDS: frozenset[str] = frozenset({"timestamp"})
+
+# How a value becomes the record's, per source, for the fields not taken as they come. ``{v}`` is
+# the stored value. Core's JSON processing hands out a fresh object; it is copied all the same, so
+# a record never shares a mutable value with anything else.
+_FROM_CORE: dict[str, str] = {"metadata": "None if {v} is None else dict({v})"}
+_TEXT_TIME = "_fromisoformat({v} + '+00:00')"  # an aware datetime in datetime.UTC
+_FROM_SQLITE_TEXT: dict[str, str] = {**_FROM_CORE, **{f: _TEXT_TIME for f in TIME_FIELDS}}
+# Rows read through the DBAPI: JSON arrives as its text. JSON's null is how the JSON column stores
+# a None; SQL NULL comes from bulk imports.
+_FROM_DRIVER: dict[str, str] = {
+    **{f: _TEXT_TIME for f in TIME_FIELDS},
+    "metadata": "None if {v} is None or {v} == 'null' else _loads({v})",
+}
+
+# The fields a history read through the DBAPI selects: bot and channel are the caller's own values.
+DRIVER_FIELDS: tuple[str, ...] = tuple(
+    f for f in MESSAGE_FIELDS if f not in ("bot_name", "channel_id")
+)
+DRIVER_SELECT = f"SELECT {', '.join(DRIVER_FIELDS)} FROM conversations"
+"""The select list of :func:`messages_from_driver_rows`' rows, as SQL for the DBAPI."""
+
+
+def _expression(name: str, convert: Mapping[str, str]) -> str:
+    template = convert.get(name)
+    if template is None:
+        return f"v_{name}"
+    expression = template.format(v=f"v_{name}")
+    if name in TIME_FIELDS and MESSAGES.c[name].nullable:
+        expression = f"None if v_{name} is None else {expression}"
+    return expression
+
+
+def _generate(name: str, many: bool, unpack: Sequence[str], convert: Mapping[str, str]) -> Any:
+    """A builder ``name``, generated from the field list (see the module's docstring)."""
+    body = ["    record = _new(_StoredMessage)"]
+    body += [f"    _set_{field}(record, {_expression(field, convert)})" for field in MESSAGE_FIELDS]
+    if many:
+        loop = f"    for {', '.join(f'v_{f}' for f in unpack)} in rows:"
+        lines = [loop, *("    " + line for line in body), "        records.append(record)"]
+        source = f"def {name}(rows, v_bot_name, v_channel_id):\n    records = []\n"
+        source += "\n".join(lines) + "\n    return records\n"
+    else:
+        source = f"def {name}(row):\n    {', '.join(f'v_{f}' for f in unpack)}, = row\n"
+        source += "\n".join(body) + "\n    return record\n"
+    namespace: dict[str, Any] = {
+        "_new": object.__new__,
+        "_StoredMessage": StoredMessage,
+        "_fromisoformat": datetime.fromisoformat,
+        "_loads": json.loads,
+        **{f"_set_{f}": vars(StoredMessage)[f].__set__ for f in MESSAGE_FIELDS},
+    }
+    exec(compile(source, f"<convostore.repositories.rows.{name}>", "exec"), namespace)
+    return namespace[name]
+
+
+message_from_row: Callable[[Sequence[Any]], StoredMessage] = _generate(
+    "message_from_row", False, MESSAGE_FIELDS, _FROM_CORE
+)
+"""A record from a row of :data:`MESSAGE_COLUMNS` (values processed by Core)."""
+
+message_from_sqlite_row: Callable[[Sequence[Any]], StoredMessage] = _generate(
+    "message_from_sqlite_row", False, MESSAGE_FIELDS, _FROM_SQLITE_TEXT
+)
+"""A record from a row of ``message_columns("sqlite")`` (times as their stored text)."""
+
+messages_from_driver_rows: Callable[[Sequence[Sequence[Any]], str, str], list[StoredMessage]] = (
+    _generate("messages_from_driver_rows", True, DRIVER_FIELDS, _FROM_DRIVER)
+)
+"""``messages_from_driver_rows(rows, bot_name, channel_id)``: records from DBAPI rows of
+:data:`DRIVER_SELECT` (SQLite: times as naive UTC text, JSON as text)."""
+
+
+def message_columns(dialect: str) -> tuple[ColumnElement[Any], ...]:
+    """:data:`MESSAGE_COLUMNS`, with the time columns read as their stored text on SQLite."""
+    if dialect != "sqlite":
+        return MESSAGE_COLUMNS
+    return tuple(
+        type_coerce(column, Text).label(column.key) if column.key in TIME_FIELDS else column
+        for column in MESSAGE_COLUMNS
+    )
+
+
+def message_reader(dialect: str) -> Callable[[Sequence[Any]], StoredMessage]:
+    """The builder for rows of ``message_columns(dialect)``."""
+    return message_from_sqlite_row if dialect == "sqlite" else message_from_row
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to store: every column of a ``conversations`` row but ``id`` and ``bot_name``."""
+
+    channel_id: str
+    channel_name: str
+    channel_type: str
+    user_id: str
+    username: str
+    session_id: str
+    message_id: str
+    role: str
+    content: str
+    timestamp: datetime
+    metadata: dict[str, Any] | None
+
+    def params(self, bot_name: str) -> dict[str, Any]:
+        """The bound parameters of an insert of this message for ``bot_name``."""
+        values = dict(zip(NEW_MESSAGE_FIELDS, _new_message_values(self), strict=True))
+        values["bot_name"] = bot_name
+        return values
+
+    def stored(self, id: int, bot_name: str) -> StoredMessage:
+        """The record of this message once stored as row ``id`` of ``bot_name``."""
+        return message_from_row((id, bot_name, *_new_message_values(self)))
+
+
+NEW_MESSAGE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(NewMessage))
+_new_message_values = cast(Callable[[NewMessage], tuple[Any, ...]], attrgetter(*NEW_MESSAGE_FIELDS))
+
+# --- sessions ---------------------------------------------------------------------------------
+
+SESSION_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ChatSession))
+SESSION_COLUMNS: tuple[ColumnElement[Any], ...] = tuple(SESSIONS.c[name] for name in SESSION_FIELDS)
+"""The select list of a session row, in the order of :class:`ChatSession`'s fields."""
+
+
+def session_from_row(row: Sequence[Any]) -> ChatSession:
+    """A record from a row of :data:`SESSION_COLUMNS` (values processed by Core)."""
+    session_id, channel_id, started_at, last_activity, message_count, is_active = row
+    return ChatSession(
+        session_id, channel_id, started_at, last_activity, message_count, bool(is_active)
+    )

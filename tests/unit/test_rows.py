@@ -1,0 +1,71 @@
+"""The one row -> record mapping: built from the record's own field list, equal to ``__init__``."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+
+from convostore.records import MESSAGE_FIELDS, StoredMessage
+from convostore.repositories.rows import (
+    DRIVER_SELECT,
+    MESSAGE_COLUMNS,
+    MESSAGE_INDEX,
+    NEW_MESSAGE_FIELDS,
+    SESSION_COLUMNS,
+    NewMessage,
+    message_columns,
+    message_from_row,
+    message_from_sqlite_row,
+    messages_from_driver_rows,
+    session_from_row,
+)
+
+AT = datetime(2024, 1, 8, 14, 30, 0, 123456, tzinfo=UTC)
+NEW = NewMessage("7", "général", "channel", "42", "ålice", "s1", "99", "user", "hi", AT, {"k": [1]})
+
+
+def test_one_field_list_everywhere() -> None:
+    assert MESSAGE_FIELDS[2:] == NEW_MESSAGE_FIELDS
+    assert MESSAGE_FIELDS[:2] == ("id", "bot_name")
+    assert tuple(c.key for c in MESSAGE_COLUMNS) == MESSAGE_FIELDS
+    assert tuple(c.key for c in message_columns("sqlite")) == MESSAGE_FIELDS
+    assert list(MESSAGE_INDEX) == list(MESSAGE_FIELDS)
+    assert [c.key for c in SESSION_COLUMNS] == [
+        "session_id",
+        "channel_id",
+        "started_at",
+        "last_activity",
+        "message_count",
+        "is_active",
+    ]
+    for name in MESSAGE_FIELDS:
+        if name not in ("bot_name", "channel_id"):
+            assert name in DRIVER_SELECT
+
+
+def test_every_builder_makes_the_record_init_makes() -> None:
+    expected = StoredMessage(5, "sage", *(getattr(NEW, f) for f in NEW_MESSAGE_FIELDS))
+    stored = NEW.stored(5, "sage")
+    assert stored == expected and type(stored) is StoredMessage
+    assert stored.metadata is not NEW.metadata  # detached from the caller's dict
+    values = dataclasses.astuple(expected)
+    assert message_from_row(values) == expected
+    text_row = (*values[:11], "2024-01-08 14:30:00.123456", values[12])
+    assert message_from_sqlite_row(text_row) == expected
+    driver_row = (5, *values[3:11], "2024-01-08 14:30:00.123456", '{"k": [1]}')
+    [built] = messages_from_driver_rows([driver_row], "sage", "7")
+    assert built == expected and built.timestamp.tzinfo is UTC
+    null_json = (*driver_row[:-1], "null")
+    sql_null = (*driver_row[:-1], None)
+    assert messages_from_driver_rows([null_json, sql_null], "sage", "7")[0].metadata is None
+    assert messages_from_driver_rows([sql_null], "sage", "7")[0].metadata is None
+
+
+def test_params_bind_every_column_but_the_id() -> None:
+    assert NEW.params("sage") == {"bot_name": "sage", **dataclasses.asdict(NEW)}
+
+
+def test_session_rows_give_bools() -> None:
+    row = ("s1", "7", AT, AT, 3, 1)
+    record = session_from_row(row)
+    assert record.is_active is True and record.message_count == 3
