@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -112,16 +113,54 @@ def test_transcript_prints_content_literally(
 def test_stats(config_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["stats", "--config-dir", str(config_dir)]) == 0
     out = capsys.readouterr().out
+    # Piped: plain columns (no box drawing), at least two spaces apart.
+    assert not any(ch in out for ch in "─━│┃")
     cells = {
         parts[0]: parts[1:]
         for line in out.splitlines()
-        if len(parts := [cell.strip() for cell in line.split("│")]) == 3
+        if len(parts := re.split(r"\s{2,}", line.strip())) == 3
     }
     assert cells["messages"] == ["7", "7"]
     assert cells["channels"] == cells["DMs"] == ["1", "1"]
     assert cells["open sessions"] == ["2", "2"] and cells["closed sessions"] == ["1", "1"]
     assert cells["first activity (UTC)"] == ["2026-11-20 09:00", "2026-11-20 09:00"]
     assert "no backup found" in out and "(echo, sage)" in out
+
+
+def test_stats_and_browse_json(config_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    common = ["--config-dir", str(config_dir)]
+    assert main(["stats", "--json", *common]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert [b["bot"] for b in stats["bots"]] == ["echo", "sage"]
+    sage = stats["bots"][1]
+    assert (sage["messages"], sage["channels"], sage["dms"]) == (7, 1, 1)
+    assert (sage["sessions_open"], sage["sessions_closed"]) == (2, 1)
+    assert sage["first_activity"] == "2026-11-20T09:00:00+00:00"
+    [database] = stats["databases"]
+    assert database["bots"] == ["echo", "sage"] and database["backend"] in ("sqlite", "postgresql")
+    assert database["backup"] is None and database["size_bytes"] > 0
+
+    assert main(["browse", "--json", "--bot", "sage", *common]) == 0
+    [bot] = json.loads(capsys.readouterr().out)["bots"]
+    assert bot["bot"] == "sage"
+    assert sorted(c["type"] for c in bot["channels"]) == ["channel", "dm"]
+    channel = next(c for c in bot["channels"] if c["type"] == "channel")
+    assert (
+        main(["browse", "--json", "--bot", "sage", "--channel", channel["channel_id"], *common])
+        == 0
+    )
+    listing = json.loads(capsys.readouterr().out)["bots"][0]
+    assert listing["channel"]["channel_id"] == channel["channel_id"]
+    session = listing["sessions"][0]
+    assert sum(s["messages"] for s in listing["sessions"]) == channel["messages"]
+    assert (
+        main(["browse", "--json", "--bot", "sage", "--session", session["session_id"], *common])
+        == 0
+    )
+    transcript = json.loads(capsys.readouterr().out)
+    assert transcript["session"]["session_id"] == session["session_id"]
+    assert len(transcript["messages"]) == session["messages"]
+    assert {"content", "username", "timestamp", "role"} <= set(transcript["messages"][0])
 
 
 def _one_line_error(capsys: pytest.CaptureFixture[str], command: str, *needles: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 from datetime import UTC, datetime
@@ -67,3 +68,34 @@ def test_piped_output_does_not_wrap(monkeypatch: pytest.MonkeyPatch) -> None:
     assert any("x" * 300 in line for line in lines)
     assert "\x1b[" not in out.getvalue()
     assert not any(ch in out.getvalue() for ch in "─━│┃")
+
+
+def test_progress_bar_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    piped = _Stream(tty=False)
+    monkeypatch.setattr("sys.stderr", piped)
+    with _ui.progress("copying rows", 10, delay=0) as bar:
+        bar.update(5)
+        bar.advance(5)
+    assert bar.completed == 10 and piped.getvalue() == ""
+
+    terminal = _Stream(tty=True)
+    monkeypatch.setattr("sys.stderr", terminal)
+    with _ui.progress("copying rows", 10, delay=0) as bar:
+        bar.update(5)
+    assert "copying rows" in terminal.getvalue()
+
+    quiet = _Stream(tty=True)
+    monkeypatch.setattr("sys.stderr", quiet)
+    with _ui.progress("quick work", 10, delay=60) as bar:
+        bar.update(10)  # done within the delay: nothing drawn
+    assert quiet.getvalue() == ""
+
+
+def test_help_formatter_keeps_example_lines() -> None:
+    parser = argparse.ArgumentParser(
+        prog="convostore x",
+        formatter_class=_ui.HelpFormatter,
+        description="One line that says what it does.",
+        epilog="Example:\n  convostore x --bot sage --json   # with  two  spaces",
+    )
+    assert "  convostore x --bot sage --json   # with  two  spaces" in parser.format_help()

@@ -256,7 +256,7 @@ def write_config(tmp_path: Path, url: str) -> Path:
     return directory
 
 
-def test_cli_exits_0_when_healthy_and_1_with_advice_when_not(
+def test_cli_exits_0_when_healthy_and_3_with_advice_on_warnings(
     own_db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config_dir = write_config(tmp_path, own_db_url)
@@ -266,13 +266,37 @@ def test_cli_exits_0_when_healthy_and_1_with_advice_when_not(
     assert "OK    schema revision" in out
     assert "all checks passed" in out
 
+    assert main(["doctor", "--config-dir", str(config_dir), "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["status"] == "ok" and document["exit_code"] == 0
+    [database] = document["databases"]
+    assert database["bots"] == ["sage"]
+    [revision] = [f for f in database["findings"] if f["check"] == "schema revision"]
+    assert revision["status"] == "OK" and revision["detail"].startswith(HEAD_REVISION)
+
     execute(own_db_url, "UPDATE alembic_version SET version_num = '0001'")
-    assert main(["doctor", "--config-dir", str(config_dir), "--bot", "sage"]) == 1
+    assert main(["doctor", "--config-dir", str(config_dir), "--bot", "sage"]) == 3
     captured = capsys.readouterr()
     assert f"WARN  schema revision: 0001, head is {HEAD_REVISION}" in captured.out
     assert "-> stop the bots and run `alembic upgrade head`" in captured.out
     assert "need attention" in captured.out
     assert "Traceback" not in captured.err
+    assert main(["doctor", "--config-dir", str(config_dir), "--json"]) == 3
+    document = json.loads(capsys.readouterr().out)
+    assert document["status"] == "warn" and document["exit_code"] == 3
+    [revision] = [
+        f for f in document["databases"][0]["findings"] if f["check"] == "schema revision"
+    ]
+    assert revision["status"] == "WARN" and "alembic upgrade head" in revision["advice"]
+
+
+def test_cli_exits_1_on_a_failure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config_dir = write_config(tmp_path, "postgresql://bots:s3cr3t-pw@127.0.0.1:1/bots")
+    assert main(["doctor", "--config-dir", str(config_dir), "--json"]) == 1
+    out = capsys.readouterr().out
+    document = json.loads(out)
+    assert document["status"] == "fail" and document["exit_code"] == 1
+    assert "s3cr3t-pw" not in out
 
 
 def test_cli_unknown_bot_is_one_line_on_stderr(

@@ -70,8 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(subparsers)
+    from convostore.cli._ui import HelpFormatter
+
     for subparser in subparsers.choices.values():
         _add_common_options(subparser)
+        # Descriptions wrap; the epilog's indented "Example:" lines print as written.
+        subparser.formatter_class = HelpFormatter
     return parser
 
 

@@ -1,4 +1,8 @@
-"""``convostore doctor``: one line per check, what to do under each finding that needs it."""
+"""``convostore doctor``: one line per check, what to do under each finding that needs it.
+
+Exit codes, for monitoring: 0 every check passed, 1 at least one ``FAIL`` (or a handled error),
+3 warnings only (``WARN`` findings, no ``FAIL``). 2 stays argparse's usage error.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,21 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from convostore.cli import selected_configs
+from convostore.cli import _ui, selected_configs
 from convostore.ops.doctor import DoctorReport, Status, diagnose
 
+EXIT_OK = 0
+EXIT_FAIL = 1
+EXIT_WARNINGS = 3
+
 _STYLE = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "bold red", Status.SKIP: "dim"}
+
+
+def exit_code(report: DoctorReport) -> int:
+    statuses = {f.status for d in report.databases for f in d.findings}
+    if Status.FAIL in statuses:
+        return EXIT_FAIL
+    return EXIT_WARNINGS if Status.WARN in statuses else EXIT_OK
 
 
 def print_report(console: Console, report: DoctorReport) -> None:
@@ -38,21 +53,49 @@ def print_report(console: Console, report: DoctorReport) -> None:
         console.print("[green]all checks passed[/]")
 
 
+def report_json(report: DoctorReport) -> dict[str, Any]:
+    code = exit_code(report)
+    return {
+        "status": {EXIT_OK: "ok", EXIT_FAIL: "fail", EXIT_WARNINGS: "warn"}[code],
+        "exit_code": code,
+        "databases": [
+            {
+                "database": d.database,
+                "bots": list(d.bots),
+                "seconds": round(d.seconds, 3),
+                "findings": [
+                    {
+                        "check": f.check,
+                        "status": f.status.value,
+                        "detail": f.detail,
+                        "advice": f.advice,
+                    }
+                    for f in d.findings
+                ],
+            }
+            for d in report.databases
+        ],
+    }
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
-    console = Console()
     configs = {c.name: c for c in selected_configs(args, enabled_only=False)}
     full = True if args.full else (False if args.quick else None)
-    with console.status("checking the databases ..."):
+    with _ui.progress("checking the databases"):
         report = asyncio.run(diagnose(configs.values(), full_integrity=full))
-    print_report(console, report)
-    return 1 if report.needs_attention else 0
+    if args.json:
+        _ui.emit_json(report_json(report))
+    else:
+        print_report(_ui.console(), report)
+    return exit_code(report)
 
 
 def register(subparsers: Any) -> None:
     doctor = subparsers.add_parser(
         "doctor",
         help="check each database (pragmas, schema, integrity, index use, legacy files, backups)",
-        description="Check each configured database; exit 1 when a finding needs attention.",
+        description="Check each configured database; exit 0 all OK, 1 a failure, 3 warnings only.",
+        epilog="Example:\n  convostore doctor --quick --json",
     )
     depth = doctor.add_mutually_exclusive_group()
     depth.add_argument(
@@ -61,4 +104,5 @@ def register(subparsers: Any) -> None:
     depth.add_argument(
         "--quick", action="store_true", help="PRAGMA quick_check whatever the file size"
     )
+    _ui.add_json_option(doctor)
     doctor.set_defaults(handler=cmd_doctor)

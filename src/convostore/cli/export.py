@@ -11,14 +11,14 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from convostore.cli import selected_configs
+from convostore.cli import _ui, selected_configs
+from convostore.config import BotConfig
 from convostore.errors import OperationError
 from convostore.ops.browse import (
     BotStats,
     ChannelSummary,
+    SessionSummary,
     bot_stats,
     human_age,
     human_size,
@@ -27,6 +27,7 @@ from convostore.ops.browse import (
     session_transcript,
 )
 from convostore.ops.export import FORMATS, author, export_bot, parse_since, visible
+from convostore.records import MESSAGE_FIELDS
 
 # Long names would otherwise stretch or wrap the tables; the full name is in the export.
 _NAME_WIDTH = 24
@@ -48,50 +49,25 @@ def _short(text: str) -> str:
     return escape(flat if len(flat) <= _NAME_WIDTH else flat[: _NAME_WIDTH - 1] + "…")
 
 
-class _DelayedProgress:
-    """A progress bar that appears only once the work has taken more than a second."""
-
-    def __init__(self, console: Console, label: str) -> None:
-        self.console = console
-        self.label = label
-        self.started = time.monotonic()
-        self.progress: Progress | None = None
-        self.task: Any = None
-
-    def __call__(self, sessions: int, messages: int, total: int) -> None:
-        if self.progress is None:
-            if not self.console.is_terminal or time.monotonic() - self.started < 1.0:
-                return
-            self.progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("sessions, {task.fields[messages]:,} messages"),
-                TimeElapsedColumn(),
-                console=self.console,
-                transient=True,
-            )
-            self.progress.start()
-            self.task = self.progress.add_task(self.label, total=total, messages=0)
-        self.progress.update(self.task, completed=sessions, messages=messages)
-
-    def stop(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-
 def cmd_export(args: argparse.Namespace) -> int:
-    console = Console(emoji=False)
+    console = _ui.console()
     since = parse_since(args.since) if args.since else None
     for config in selected_configs(args):
-        bar = _DelayedProgress(console, f"{config.name}: exporting")
         started = time.perf_counter()
-        try:
+        with _ui.progress(f"{config.name}: exporting sessions") as bar:
+
+            def exported(
+                sessions: int, messages: int, total: int, bar: _ui.Bar = bar, bot: str = config.name
+            ) -> None:
+                bar.update(
+                    sessions,
+                    total=total,
+                    description=f"{bot}: exporting sessions ({messages:,} messages)",
+                )
+
             result = asyncio.run(
-                export_bot(config, args.out, fmt=args.format, since=since, progress=bar)
+                export_bot(config, args.out, fmt=args.format, since=since, progress=exported)
             )
-        finally:
-            bar.stop()
         console.print(
             f"{config.name}: {result.files:,} session files in {result.channels:,} channels "
             f"({result.sessions_written:,} written, {result.sessions_unchanged:,} unchanged), "
@@ -120,12 +96,9 @@ def _print_channels(console: Console, bot: str, channels: list[ChannelSummary]) 
         if not chosen:
             continue
         console.print(f"[bold]{escape(bot)}[/] {title} ({len(chosen)})")
-        table = Table(show_edge=False)
-        table.add_column("name", max_width=_NAME_WIDTH, overflow="ellipsis", no_wrap=True)
-        table.add_column("id", no_wrap=True)
-        table.add_column("sessions", justify="right")
-        table.add_column("messages", justify="right")
-        table.add_column("active (UTC)", no_wrap=True)
+        table = _ui.table("name", "id", "sessions", "messages", "active (UTC)")
+        for column in table.columns[2:4]:
+            column.justify = "right"
         for c in chosen:
             table.add_row(
                 _short(c.name),
@@ -137,12 +110,72 @@ def _print_channels(console: Console, bot: str, channels: list[ChannelSummary]) 
         console.print(table)
 
 
-def cmd_browse(args: argparse.Namespace) -> int:
-    console = Console(emoji=False)
-    configs = selected_configs(args)
+def _channel_json(c: ChannelSummary) -> dict[str, Any]:
+    return {
+        "channel_id": c.channel_id,
+        "name": c.name,
+        "type": c.type,
+        "safe_name": c.safe_name,
+        "sessions": c.sessions,
+        "messages": c.messages,
+        "first_message": c.first_message,
+        "last_message": c.last_message,
+    }
+
+
+def _session_json(s: SessionSummary) -> dict[str, Any]:
+    return {
+        "session_id": s.session_id,
+        "channel_id": s.channel_id,
+        "started_at": s.started_at,
+        "last_activity": s.last_activity,
+        "is_active": s.is_active,
+        "messages": s.messages,
+        "first_message": s.first_message,
+        "last_message": s.last_message,
+    }
+
+
+def _browse_json(args: argparse.Namespace, configs: list[BotConfig]) -> None:
     if args.session is not None:
-        if len(configs) > 1:
-            raise OperationError("--session needs --bot when several bots are configured")
+        transcript = asyncio.run(session_transcript(configs[0], args.session, args.channel))
+        _ui.emit_json(
+            {
+                "bot": configs[0].name,
+                "channel": _channel_json(transcript.channel),
+                "session": _session_json(transcript.session),
+                "messages": [
+                    {f: getattr(m, f) for f in MESSAGE_FIELDS} for m in transcript.messages
+                ],
+            }
+        )
+        return
+    bots: list[dict[str, Any]] = []
+    for config in configs:
+        if args.channel is None:
+            channels = asyncio.run(list_channels(config))
+            bots.append({"bot": config.name, "channels": [_channel_json(c) for c in channels]})
+        else:
+            channel, sessions = asyncio.run(list_sessions(config, args.channel))
+            bots.append(
+                {
+                    "bot": config.name,
+                    "channel": _channel_json(channel),
+                    "sessions": [_session_json(s) for s in sessions],
+                }
+            )
+    _ui.emit_json({"bots": bots})
+
+
+def cmd_browse(args: argparse.Namespace) -> int:
+    console = _ui.console()
+    configs = selected_configs(args)
+    if args.session is not None and len(configs) > 1:
+        raise OperationError("--session needs --bot when several bots are configured")
+    if args.json:
+        _browse_json(args, configs)
+        return 0
+    if args.session is not None:
         transcript = asyncio.run(session_transcript(configs[0], args.session, args.channel))
         channel, session = transcript.channel, transcript.session
         state = "open" if session.is_active else "closed"
@@ -173,9 +206,8 @@ def cmd_browse(args: argparse.Namespace) -> int:
             f"[bold]{escape(config.name)}[/] {channel.type} {_short(channel.name)} "
             f"({channel.channel_id}, folder {escape(channel.safe_name)})"
         )
-        table = Table(show_edge=False)
-        for column in ("session", "state", "messages", "first → last message (UTC)"):
-            table.add_column(column, justify="right" if column == "messages" else "left")
+        table = _ui.table("session", "state", "messages", "first → last message (UTC)")
+        table.columns[2].justify = "right"
         for s in sessions:
             table.add_row(
                 escape(s.session_id),
@@ -187,14 +219,64 @@ def cmd_browse(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stats_json(everything: list[BotStats]) -> dict[str, Any]:
+    databases: dict[str, dict[str, Any]] = {}
+    for s in everything:
+        db = s.database
+        entry = databases.setdefault(
+            db.url,
+            {
+                "url": db.url,
+                "backend": db.backend,
+                "bots": [],
+                "size_bytes": db.size_bytes,
+                "wal_bytes": db.wal_bytes,
+                "tables": db.tables,
+                "backup": None
+                if s.backup is None
+                else {
+                    "path": s.backup.path,
+                    "created_at": s.backup.created_at,
+                    "age_seconds": round(s.backup.age.total_seconds()),
+                    "verified": s.backup.verified,
+                },
+            },
+        )
+        entry["bots"].append(s.bot_name)
+    return {
+        "bots": [
+            {
+                "bot": s.bot_name,
+                "database": s.database.url,
+                "messages": s.messages,
+                "channels": s.channels,
+                "dms": s.dms,
+                "sessions_open": s.sessions_active,
+                "sessions_closed": s.sessions_closed,
+                "first_activity": s.first_activity,
+                "last_activity": s.last_activity,
+            }
+            for s in everything
+        ],
+        "databases": list(databases.values()),
+    }
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
-    console = Console(emoji=False)
-    everything = [asyncio.run(bot_stats(config)) for config in selected_configs(args)]
+    console = _ui.console()
+    configs = selected_configs(args)
+    with _ui.progress("reading statistics", len(configs)) as bar:
+        everything = []
+        for config in configs:
+            everything.append(asyncio.run(bot_stats(config)))
+            bar.advance()
+    if args.json:
+        _ui.emit_json(_stats_json(everything))
+        return 0
     # One column per bot: a handful of bots fit in 80 columns, the long dates do not fit in rows.
-    table = Table(show_edge=False)
-    table.add_column("")
-    for stats in everything:
-        table.add_column(escape(stats.bot_name), justify="right", no_wrap=True)
+    table = _ui.table("", *(escape(stats.bot_name) for stats in everything))
+    for column in table.columns[1:]:
+        column.justify = "right"
 
     def row(label: str, values: list[str]) -> None:
         table.add_row(label, *values)
@@ -236,6 +318,9 @@ def register(subparsers: Any) -> None:
     export = subparsers.add_parser(
         "export",
         help="write conversations to DIR/{bot}/channels|dms/{channel}/{session}.json or .md",
+        description="Write each bot's sessions as one JSON or Markdown file per session, for "
+        "people to read; a rerun rewrites only what changed.",
+        epilog="Example:\n  convostore export --out exports --format markdown --since 2026-01-01",
     )
     export.add_argument("--out", type=Path, required=True, metavar="DIR", help="export directory")
     export.add_argument(
@@ -249,12 +334,24 @@ def register(subparsers: Any) -> None:
     )
     export.set_defaults(handler=cmd_export)
     browse = subparsers.add_parser(
-        "browse", help="list channels and DMs, a channel's sessions, or a session's transcript"
+        "browse",
+        help="list channels and DMs, a channel's sessions, or a session's transcript",
+        description="List a bot's channels and DMs, one channel's sessions (--channel), or one "
+        "session's transcript (--session).",
+        epilog="Examples:\n  convostore browse --bot sage\n"
+        "  convostore browse --bot sage --channel general --json\n"
+        "  convostore browse --bot sage --session s-20261124-0001",
     )
     browse.add_argument("--channel", default=None, help="channel name, folder name or id")
     browse.add_argument("--session", default=None, metavar="ID", help="print this transcript")
+    _ui.add_json_option(browse)
     browse.set_defaults(handler=cmd_browse)
     stats = subparsers.add_parser(
-        "stats", help="messages, channels, sessions, activity, database size, last backup"
+        "stats",
+        help="messages, channels, sessions, activity, database size, last backup",
+        description="Per bot: messages, channels, DMs, sessions, activity; per database: size "
+        "and newest backup.",
+        epilog="Example:\n  convostore stats --json",
     )
+    _ui.add_json_option(stats)
     stats.set_defaults(handler=cmd_stats)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from convostore.cli import _ui
 from convostore.config import load_configs
 from convostore.errors import OperationError
 from convostore.legacy.importer import SHARED, ImportReport
@@ -36,11 +36,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "migrate-legacy",
         help="import the legacy JSON conversation files",
-        description=(
-            "Import the legacy JSON tree (multi_bot_conversations/ and the older <bot>/ folders) "
-            "into each bot's database. Safe to run again: nothing is added twice. The source "
-            "files are only read."
-        ),
+        description="Import the legacy JSON tree (multi_bot_conversations/ and the older <bot>/ "
+        "folders) into each bot's database; safe to run again, the files are only read.",
+        epilog="Examples:\n  convostore migrate-legacy --dry-run --report import-report.json\n"
+        "  convostore migrate-legacy --data-dir /srv/bots/data --legacy-tz Europe/Berlin",
     )
     parser.add_argument(
         "--data-dir",
@@ -66,7 +65,7 @@ def cmd_migrate_legacy(args: argparse.Namespace) -> int:
         raise OperationError(f"--data-dir {args.data_dir}: not a directory")
     if args.report is not None and not args.report.parent.is_dir():
         raise OperationError(f"--report {args.report}: its directory does not exist")
-    console = Console(stderr=False)
+    console = _ui.console()
     with Progress(
         TextColumn("{task.description:<17}"),
         BarColumn(),
@@ -108,11 +107,12 @@ _ROWS = (
 def _print_report(console: Console, report: ImportReport) -> None:
     title = "dry run: nothing was written" if report.dry_run else "legacy import"
     bots = sorted(report.bots.items(), key=lambda item: (item[0] == SHARED, item[0]))
-    table = Table(title=title, show_edge=False)
-    table.add_column("")
+    table = _ui.table("", title=title)
     for name, bot in bots:
         configured = bot.configured or name == SHARED
-        table.add_column(name if configured else f"{name} (no config)", justify="right")
+        table.add_column(
+            name if configured else f"{name} (no config)", justify="right", no_wrap=True
+        )
     for label, group, key in _ROWS:
         table.add_row(label, *(str(getattr(bot, group)[key]) for _, bot in bots))
     table.add_row("sessions", *(str(bot.sessions) for _, bot in bots))

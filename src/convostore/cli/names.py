@@ -10,10 +10,9 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 from rich.text import Text
 
-from convostore.cli import selected_configs
+from convostore.cli import _ui, selected_configs
 from convostore.config import BotConfig
 from convostore.legacy.names import (
     NameResolution,
@@ -50,9 +49,10 @@ async def _resolve(
 
 
 def _print_changes(console: Console, result: NameResolution) -> None:
-    table = Table(show_edge=False, title=f"{result.bot_name}: would change")
-    for column in ("kind", "id", "new name", "type", "rows"):
-        table.add_column(column, justify="right" if column == "rows" else "left")
+    table = _ui.table(
+        "kind", "id", "new name", "type", "rows", title=f"{result.bot_name}: would change"
+    )
+    table.columns[4].justify = "right"
     for change in result.changes:
         table.add_row(
             change.kind,
@@ -65,10 +65,9 @@ def _print_changes(console: Console, result: NameResolution) -> None:
 
 
 def _print_summary(console: Console, results: list[NameResolution]) -> None:
-    table = Table(show_edge=False)
-    table.add_column("")
-    for result in results:
-        table.add_column(result.bot_name, justify="right")
+    table = _ui.table("", *(result.bot_name for result in results))
+    for column in table.columns[1:]:
+        column.justify = "right"
     lines: list[tuple[str, Callable[[NameResolution], int]]] = [
         ("channels renamed", lambda r: r.channels_renamed),
         ("DMs found", lambda r: r.dms_found),
@@ -86,7 +85,7 @@ def _print_summary(console: Console, results: list[NameResolution]) -> None:
 
 
 def cmd_resolve_names(args: argparse.Namespace) -> int:
-    console = Console()
+    console = _ui.console()
     configs = selected_configs(args)
     # Every token is checked before the first lookup, so a missing one changes nothing.
     tokens = {config.name: discord_token(config) for config in configs}
@@ -126,11 +125,9 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "resolve-names",
         help="replace placeholder channel names and usernames of imported rows, from Discord",
-        description=(
-            "Ask Discord's REST API for the channels and users whose imported rows hold a "
-            "placeholder (channel-<id>, user-<id>), mark DM channels as dm, and update the rows. "
-            "The bot token is read from the environment variable named by legacy.token_env."
-        ),
+        description="Replace the placeholder names (channel-<id>, user-<id>) of imported rows "
+        "with Discord's names; the bot token comes from the variable named by legacy.token_env.",
+        epilog="Example:\n  DISCORD_TOKEN=... convostore resolve-names --bot sage --dry-run",
     )
     parser.add_argument(
         "--dry-run",

@@ -4,26 +4,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    TaskID,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.table import Table
+from rich.markup import escape
 
-from convostore.cli import selected_configs
+from convostore.cli import _ui, selected_configs
 from convostore.config import BotConfig
 from convostore.errors import OperationError
-from convostore.ops.backup import Verification, backup_bot, restore_sqlite, verify_sqlite
-from convostore.ops.retention import SpaceReclaimed, cleanup, close_sessions, parse_age
+from convostore.ops.backup import (
+    BackupResult,
+    Verification,
+    backup_bot,
+    restore_sqlite,
+    verify_sqlite,
+)
+from convostore.ops.retention import (
+    CleanupResult,
+    SpaceReclaimed,
+    cleanup,
+    close_sessions,
+    doomed_sessions,
+    parse_age,
+)
 
 
 def _by_database(configs: list[BotConfig]) -> dict[str, BotConfig]:
@@ -36,79 +41,112 @@ def _by_database(configs: list[BotConfig]) -> dict[str, BotConfig]:
 
 
 def _print_verification(console: Console, result: Verification) -> None:
-    console.print(f"[bold]{result.path}[/]")
-    table = Table(show_edge=False)
-    table.add_column("bot")
-    table.add_column("messages", justify="right")
-    table.add_column("sessions", justify="right")
+    console.print(f"[bold]{escape(str(result.path))}[/]", soft_wrap=True)
+    table = _ui.table("bot", "messages", "sessions")
     for bot in sorted(set(result.messages_per_bot) | set(result.sessions_per_bot)):
         table.add_row(
             bot, str(result.messages_per_bot.get(bot, 0)), str(result.sessions_per_bot.get(bot, 0))
         )
     console.print(table)
-    console.print(f"integrity: {result.integrity}   schema revision: {result.revision}")
+    console.print(f"integrity: {escape(result.integrity)}   schema revision: {result.revision}")
 
 
-def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
+def verification_json(result: Verification) -> dict[str, Any]:
+    return {
+        "path": result.path,
+        "ok": result.ok,
+        "integrity": result.integrity,
+        "revision": result.revision,
+        "messages_per_bot": result.messages_per_bot,
+        "sessions_per_bot": result.sessions_per_bot,
+        "problems": list(result.problems),
+    }
+
+
+def _backup_json(config: BotConfig, result: BackupResult) -> dict[str, Any]:
+    return {
+        "database": config.safe_database_url,
+        "path": result.path,
+        "manifest": result.manifest,
+        "verification": None
+        if result.verification is None
+        else verification_json(result.verification),
+        "removed": list(result.removed),
+    }
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    console = Console()
+    console = _ui.console()
+    written: list[dict[str, Any]] = []
     for config in _by_database(selected_configs(args)).values():
-        with _progress(console) as progress:
-            task = progress.add_task(f"backing up {config.safe_database_url}", total=None)
+        with _ui.progress(f"backing up {config.safe_database_url}") as bar:
 
-            def copied(pages: int, total: int, task: TaskID = task) -> None:
-                progress.update(task, completed=pages, total=total)
+            def copied(pages: int, total: int, bar: _ui.Bar = bar) -> None:
                 if pages >= total:
-                    progress.update(task, description="verifying the copy (integrity_check)")
-                    progress.update(task, total=None)
+                    bar.update(pages, total=total, description="verifying the copy")
+                else:
+                    bar.update(pages, total=total)
 
             result = backup_bot(config, progress=copied)
-        console.print(f"[green]backup written[/]: {result.path}")
+        if args.json:
+            written.append(_backup_json(config, result))
+            continue
+        console.print(f"[green]backup written[/]: {escape(str(result.path))}", soft_wrap=True)
         if result.verification is not None:
             _print_verification(console, result.verification)
         for old in result.removed:
-            console.print(f"rotated out: {old}")
+            console.print(f"rotated out: {escape(str(old))}", soft_wrap=True)
+    if args.json:
+        _ui.emit_json({"backups": written})
     return 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    console = Console()
+    console = _ui.console()
+    skipped: list[dict[str, str]] = []
     if args.file is not None:
         paths = [args.file]
     else:
         paths = []
         for config in _by_database(selected_configs(args)).values():
             if config.sqlite_path is None:
-                console.print(f"{config.safe_database_url}: PostgreSQL is checked by `doctor`")
+                skipped.append(
+                    {
+                        "database": config.safe_database_url,
+                        "reason": "PostgreSQL is checked by `doctor`",
+                    }
+                )
+                if not args.json:
+                    console.print(f"{config.safe_database_url}: PostgreSQL is checked by `doctor`")
             else:
                 paths.append(config.sqlite_path)
-    failed = False
+    results: list[Verification] = []
     for path in paths:
-        with _progress(console) as progress:
-            progress.add_task(f"verifying {path} (integrity_check)", total=None)
+        with _ui.progress(f"verifying {path} (integrity_check)"):
             result = verify_sqlite(path)
-        _print_verification(console, result)
-        for problem in result.problems:
-            console.print(f"[red]problem[/]: {problem}")
-            failed = True
+        results.append(result)
+        if not args.json:
+            _print_verification(console, result)
+            for problem in result.problems:
+                console.print(f"[red]problem[/]: {escape(problem)}", soft_wrap=True)
+    failed = any(not r.ok or r.problems for r in results)
+    if args.json:
+        _ui.emit_json(
+            {
+                "ok": not failed,
+                "files": [verification_json(r) for r in results],
+                "skipped": skipped,
+            }
+        )
     if failed:
         raise OperationError("verification failed")
-    console.print("[green]verified[/]")
+    if not args.json:
+        console.print("[green]verified[/]")
     return 0
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    console = Console()
+    console = _ui.console()
     targets = [
         c for c in _by_database(selected_configs(args)).values() if c.sqlite_path is not None
     ]
@@ -121,60 +159,117 @@ def cmd_restore(args: argparse.Namespace) -> int:
         )
     database = Path(paths[0])
     console.print("Stop every bot that uses this database before restoring.")
+    _ui.confirm(f"replace {database} (every bot using it) with {args.file}?", assume_yes=args.yes)
     safety = restore_sqlite(args.file, database)
     if safety is not None:
-        console.print(f"safety copy of the previous database: {safety}")
-    console.print(f"[green]restored[/] {database} from {args.file}")
+        console.print(
+            f"safety copy of the previous database: {escape(str(safety))}", soft_wrap=True
+        )
+    console.print(
+        f"[green]restored[/] {escape(str(database))} from {escape(str(args.file))}", soft_wrap=True
+    )
     return 0
 
 
+def _cutoffs(result: CleanupResult) -> str:
+    return ", ".join(
+        f"{kind} before {at:%Y-%m-%d %H:%M} UTC" if at else f"{kind} kept"
+        for kind, at in result.cutoffs.items()
+    )
+
+
+def _cleanup_json(result: CleanupResult) -> dict[str, Any]:
+    return {
+        "bot": result.bot_name,
+        "dry_run": result.dry_run,
+        "cutoffs": result.cutoffs,
+        "sessions": result.sessions,
+        "messages": result.messages,
+        "doomed": [
+            {
+                "channel_type": d.channel_type,
+                "channel_id": d.channel_id,
+                "session_id": d.session_id,
+                "last_activity": d.last_activity,
+                "messages": d.message_count,
+            }
+            for d in result.doomed
+        ],
+        "space": None
+        if result.space is None
+        else {
+            "method": result.space.method,
+            "bytes_before": result.space.bytes_before,
+            "bytes_after": result.space.bytes_after,
+        },
+    }
+
+
 def cmd_cleanup(args: argparse.Namespace) -> int:
-    console = Console()
+    console = _ui.console()
     older_than = parse_age(args.older_than) if args.older_than else None
-    for config in selected_configs(args):
-        if not config.storage.enabled:
-            continue
-        with Progress(console=console, transient=True) as progress:
-            task = progress.add_task(f"{config.name}: deleting sessions", total=None)
+    configs = [c for c in selected_configs(args) if c.storage.enabled]
+    now = datetime.now(UTC)
+    planned: dict[str, int] = {}
+    if not args.dry_run:
+        # One count per bot: the question says what will go, and the bar knows its total.
+        planned = {
+            c.name: asyncio.run(doomed_sessions(c, older_than=older_than, now=now)) for c in configs
+        }
+        age = f"older than {args.older_than}" if args.older_than else "past their retention"
+        doomed = ", ".join(f"{name}: {n:,} sessions" for name, n in planned.items())
+        extra = ", then VACUUM (stop the bots first)" if args.vacuum else ""
+        _ui.confirm(
+            f"delete the sessions {age} with their messages ({doomed}){extra}?",
+            assume_yes=args.yes,
+        )
+    results: list[CleanupResult] = []
+    for config in configs:
+        with _ui.progress(f"{config.name}: deleting sessions", planned.get(config.name)) as bar:
             result = asyncio.run(
                 cleanup(
                     config,
                     older_than=older_than,
                     dry_run=args.dry_run,
-                    progress=functools.partial(progress.advance, task),
+                    now=now,
+                    progress=bar.advance,
                     vacuum=args.vacuum,
                 )
             )
-        cutoffs = ", ".join(
-            f"{kind} before {at:%Y-%m-%d %H:%M} UTC" if at else f"{kind} kept"
-            for kind, at in result.cutoffs.items()
-        )
-        if args.dry_run:
-            console.print(f"[bold]{config.name}[/]: would delete ({cutoffs})")
-            table = Table(show_edge=False)
-            for column in ("type", "channel", "session", "last activity", "messages"):
-                table.add_column(column)
-            for d in result.doomed:
-                table.add_row(
-                    d.channel_type,
-                    d.channel_id,
-                    d.session_id,
-                    f"{d.last_activity:%Y-%m-%d %H:%M}",
-                    str(d.message_count),
-                )
-            console.print(table)
-            console.print(
-                f"{config.name}: would delete {result.sessions} sessions, "
-                f"{result.messages} messages (dry run, nothing deleted)"
-            )
-        else:
-            console.print(
-                f"{config.name}: deleted {result.sessions} sessions, "
-                f"{result.messages} messages ({cutoffs})"
-            )
-            if result.space is not None:
-                _print_space(console, config.name, result.space)
+        results.append(result)
+        if not args.json:
+            _print_cleanup(console, result)
+    if args.json:
+        _ui.emit_json({"dry_run": args.dry_run, "bots": [_cleanup_json(r) for r in results]})
     return 0
+
+
+def _print_cleanup(console: Console, result: CleanupResult) -> None:
+    bot = escape(result.bot_name)
+    if result.dry_run:
+        console.print(f"[bold]{bot}[/]: would delete ({_cutoffs(result)})", soft_wrap=True)
+        table = _ui.table("type", "channel", "session", "last activity", "messages")
+        for d in result.doomed:
+            table.add_row(
+                d.channel_type,
+                escape(d.channel_id),
+                escape(d.session_id),
+                f"{d.last_activity:%Y-%m-%d %H:%M}",
+                str(d.message_count),
+            )
+        console.print(table)
+        console.print(
+            f"{bot}: would delete {result.sessions} sessions, "
+            f"{result.messages} messages (dry run, nothing deleted)"
+        )
+        return
+    console.print(
+        f"{bot}: deleted {result.sessions} sessions, {result.messages} messages "
+        f"({_cutoffs(result)})",
+        soft_wrap=True,
+    )
+    if result.space is not None:
+        _print_space(console, bot, result.space)
 
 
 def _print_space(console: Console, bot: str, space: SpaceReclaimed) -> None:
@@ -186,34 +281,64 @@ def _print_space(console: Console, bot: str, space: SpaceReclaimed) -> None:
         console.print(
             f"{bot}: database file {sizes}: the file was created without auto_vacuum, so it "
             "keeps its size (freed pages are reused); stop the bots and run "
-            "`convostore cleanup --vacuum` once to shrink it"
+            "`convostore cleanup --vacuum` once to shrink it",
+            soft_wrap=True,
         )
     else:
-        console.print(f"{bot}: database file {sizes} ({space.method})")
+        console.print(f"{bot}: database file {sizes} ({space.method})", soft_wrap=True)
 
 
 def cmd_close_sessions(args: argparse.Namespace) -> int:
-    console = Console()
+    console = _ui.console()
+    closed: list[dict[str, Any]] = []
     for config in selected_configs(args):
         if config.storage.enabled:
-            closed = asyncio.run(close_sessions(config))
-            console.print(f"{config.name}: closed {closed} expired sessions")
+            count = asyncio.run(close_sessions(config))
+            closed.append({"bot": config.name, "closed": count})
+            if not args.json:
+                console.print(f"{escape(config.name)}: closed {count} expired sessions")
+    if args.json:
+        _ui.emit_json({"bots": closed})
     return 0
 
 
 def register(subparsers: Any) -> None:
-    backup = subparsers.add_parser("backup", help="verified backup of each bot's database")
+    backup = subparsers.add_parser(
+        "backup",
+        help="verified backup of each bot's database",
+        description="Copy each configured database once into storage.backups.dir, verify, rotate.",
+        epilog="Example:\n  convostore backup --bot sage --json",
+    )
+    _ui.add_json_option(backup)
     backup.set_defaults(handler=cmd_backup)
-    verify = subparsers.add_parser("verify", help="check a backup file or the live databases")
+    verify = subparsers.add_parser(
+        "verify",
+        help="check a backup file or the live databases",
+        description="Check a SQLite backup file, or each configured SQLite database: "
+        "integrity_check, rows per bot, schema revision; exit 1 if one fails.",
+        epilog="Examples:\n  convostore verify data/backups/conversations_2026-11-24.db\n"
+        "  convostore verify --json",
+    )
     verify.add_argument("file", nargs="?", type=Path, default=None, help="backup file")
+    _ui.add_json_option(verify)
     verify.set_defaults(handler=cmd_verify)
     restore = subparsers.add_parser(
-        "restore", help="replace a SQLite database with a verified backup (stop the bots first)"
+        "restore",
+        help="replace a SQLite database with a verified backup (stop the bots first)",
+        description="Replace the bot's SQLite database with a verified backup, keeping a safety "
+        "copy of the old file; asks first (--yes when not on a terminal).",
+        epilog="Example:\n  convostore restore data/backups/conversations_2026-11-24.db --bot sage",
     )
     restore.add_argument("file", type=Path, help="backup file to restore")
+    _ui.add_yes_option(restore)
     restore.set_defaults(handler=cmd_restore)
     clean = subparsers.add_parser(
-        "cleanup", help="delete sessions older than --older-than, or the YAML retention"
+        "cleanup",
+        help="delete sessions older than --older-than, or the YAML retention",
+        description="Delete each bot's sessions (and their messages) older than --older-than or "
+        "the configured retention; asks first (--yes when not on a terminal).",
+        epilog="Examples:\n  convostore cleanup --older-than 90d --dry-run\n"
+        "  convostore cleanup --older-than 90d --bot sage --yes --json",
     )
     clean.add_argument("--older-than", default=None, metavar="AGE", help="e.g. 90d, 12h, 2w")
     clean.add_argument("--dry-run", action="store_true", help="list what would go, delete nothing")
@@ -223,6 +348,14 @@ def register(subparsers: Any) -> None:
         help="then rewrite the SQLite file with VACUUM (stop the bots; needs free disk space "
         "the size of the file); PostgreSQL: VACUUM ANALYZE",
     )
+    _ui.add_yes_option(clean)
+    _ui.add_json_option(clean)
     clean.set_defaults(handler=cmd_cleanup)
-    close = subparsers.add_parser("close-sessions", help="close sessions past their gap/timeout")
+    close = subparsers.add_parser(
+        "close-sessions",
+        help="close sessions past their gap/timeout",
+        description="Close each bot's open sessions past session_gap / session_timeout.",
+        epilog="Example:\n  convostore close-sessions --json",
+    )
+    _ui.add_json_option(close)
     close.set_defaults(handler=cmd_close_sessions)

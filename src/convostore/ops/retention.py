@@ -187,6 +187,29 @@ def doomed_sessions_query(
     )
 
 
+async def doomed_sessions(
+    config: BotConfig, *, older_than: timedelta | None = None, now: datetime | None = None
+) -> int:
+    """How many of the bot's sessions :func:`cleanup` would delete now (one cheap count)."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    cutoffs = cutoffs_for(config, older_than, now)
+    if cutoffs["channel"] is None and cutoffs["dm"] is None:
+        return 0
+    query = _doomed_query(config.name, cutoffs, details=False).order_by(None).subquery()
+    engine = create_engine(config.database_url, null_pool=True)
+    transactions = Transactions(engine)
+    try:
+        with translate_errors(f"cleanup of {config.name} on {config.safe_database_url}"):
+            return int(
+                await transactions.read(
+                    lambda c: c.execute(select(func.count()).select_from(query)).scalar_one()
+                )
+            )
+    finally:
+        await transactions.close()
+        await engine.dispose()
+
+
 async def cleanup(
     config: BotConfig,
     *,
