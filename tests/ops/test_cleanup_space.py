@@ -147,10 +147,10 @@ def test_cli_cleanup_reports_the_file_size(
     config_dir = tmp_path / "bots"
     config_dir.mkdir()
     (config_dir / "sage.yaml").write_text(f"storage:\n  path: {database}\n")
-    assert main(["cleanup", "--older-than", "90d", "--config-dir", str(config_dir)]) == 0
+    assert main(["cleanup", "--older-than", "90d", "--config-dir", str(config_dir), "--yes"]) == 0
     out = capsys.readouterr().out
     assert "sage: deleted 20 sessions, 5000 messages" in out
     assert "sage: database file" in out and "(incremental_vacuum)" in out
-    args = ["cleanup", "--older-than", "90d", "--vacuum", "--config-dir", str(config_dir)]
+    args = ["cleanup", "--older-than", "90d", "--vacuum", "--config-dir", str(config_dir), "--yes"]
     assert main(args) == 0
     assert "(VACUUM)" in capsys.readouterr().out
