@@ -195,7 +195,7 @@ async def doomed_sessions(
     cutoffs = cutoffs_for(config, older_than, now)
     if cutoffs["channel"] is None and cutoffs["dm"] is None:
         return 0
-    query = _doomed_query(config.name, cutoffs, details=False).order_by(None).subquery()
+    query = doomed_sessions_query(config.name, cutoffs, details=False).order_by(None).subquery()
     engine = create_engine(config.database_url, null_pool=True)
     transactions = Transactions(engine)
     try:
