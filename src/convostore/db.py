@@ -43,6 +43,9 @@ READ_ONLY_OPTION = "convostore_read_only"
 # statement is its own transaction and sees one consistent snapshot.
 ONE_STATEMENT_READ_OPTION = "convostore_one_statement_read"
 _PRAGMAS_INSTALLED = "_convostore_pragmas"
+# What a write meets while ``convostore restore`` replaces a SQLite database (ops/restore.py):
+# it is refused, never acknowledged and then overwritten; the store waits and tries again.
+RESTORE_FENCE = "convostore restore in progress"
 _SYNCHRONOUS_ATTRIBUTE = "_convostore_synchronous"
 Synchronous = Literal["normal", "full"]
 _SYNCHRONOUS_PRAGMA = {"normal": "NORMAL", "full": "FULL"}
@@ -271,6 +274,10 @@ def translate(exc: BaseException, where: str) -> StorageError:
     detail = redact_url(where) if "://" in where else where
     message = _describe(exc)
     lowered = message.lower()
+    if RESTORE_FENCE in message:
+        return DatabaseLockedError(
+            f"{detail}: a restore is replacing the database; the write was not stored, try again"
+        )
     if isinstance(exc, IntegrityError):
         return StorageError(f"{detail}: integrity error: {message}")
     if "database is locked" in lowered or "database is busy" in lowered:

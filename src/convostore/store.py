@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import math
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -19,9 +20,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from convostore.channels import ChannelInfo
 from convostore.chat import estimate_tokens
 from convostore.config import BotConfig
-from convostore.db import Transactions, create_engine, read_only, translate_errors
+from convostore.db import (
+    BUSY_TIMEOUT_MS,
+    RESTORE_FENCE,
+    Transactions,
+    create_engine,
+    read_only,
+    translate_errors,
+)
 from convostore.errors import (
     ConfigError,
+    DatabaseLockedError,
     DatabaseUnavailableError,
     InvalidInput,
     SchemaError,
@@ -40,6 +49,7 @@ ROLES = frozenset({"user", "assistant", "system"})
 # Concurrent writers on PostgreSQL can race to open the same session or store the same message id;
 # the loser sees a unique violation and simply runs its unit of work again.
 _WRITE_ATTEMPTS = 5
+_FENCE_POLL_S = 0.05
 _T = TypeVar("_T")
 
 
@@ -265,10 +275,24 @@ class BotStore:
             await engine.dispose()
 
     async def _write(self, work: Callable[[Connection], _T]) -> _T:
+        # While `convostore restore` replaces a SQLite database its fence refuses every write;
+        # wait for it like for a lock, so the write lands in the restored database.
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                return await self._write_attempts(work)
+            except DatabaseLockedError as exc:
+                if RESTORE_FENCE not in str(exc.__cause__) or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(_FENCE_POLL_S)
+
+    async def _write_attempts(self, work: Callable[[Connection], _T]) -> _T:
         for attempt in range(1, _WRITE_ATTEMPTS + 1):
             try:
                 with translate_errors(self._where):
                     return await self._transactions.write(work)
+            except DatabaseLockedError:
+                raise
             except StorageError as exc:
                 retry = isinstance(exc.__cause__, IntegrityError) or _lost_connection(exc)
                 if retry and attempt < _WRITE_ATTEMPTS:

@@ -17,7 +17,9 @@ import pytest
 from convostore import BotStore, ChannelInfo
 from convostore.errors import OperationError
 from convostore.ops import backup as backup_mod
-from convostore.ops.backup import backup_bot, backup_sqlite, restore_sqlite, verify_sqlite
+from convostore.ops import restore as restore_mod
+from convostore.ops.backup import backup_bot, backup_sqlite, verify_sqlite
+from convostore.ops.restore import restore_sqlite
 from convostore.schema import HEAD_REVISION
 from tests.conftest import ConfigFactory
 
@@ -234,17 +236,74 @@ def test_restore_refuses_garbage(database: Path, tmp_path: Path) -> None:
     assert count(database) == 13
 
 
-def test_restore_refuses_while_the_database_is_in_use(database: Path, tmp_path: Path) -> None:
+def test_restore_waits_for_a_write_transaction_then_refuses(
+    database: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(restore_mod, "LOCK_TIMEOUT_S", 0.3)
     taken = backup_sqlite(database, tmp_path / "b", now=NOON)
     holder = sqlite3.connect(database, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:
-        with pytest.raises(OperationError, match="in use"):
+        with pytest.raises(OperationError, match=r"in use: a write transaction held the lock"):
             restore_sqlite(taken.path, database, now=NOON)
     finally:
         holder.execute("ROLLBACK")
         holder.close()
     assert count(database) == 13
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "conversations.db"]
+
+
+def test_restore_reaches_connections_that_stay_open(database: Path, tmp_path: Path) -> None:
+    taken = backup_sqlite(database, tmp_path / "b", now=NOON)
+    reader = sqlite3.connect(database, isolation_level=None)
+    try:
+        add_rows(database, "sage", 5, start=500)
+        assert reader.execute("SELECT count(*) FROM conversations").fetchone() == (18,)
+        restore_sqlite(taken.path, database, now=NOON)
+        # The same open connection sees the restored content, and its writes stay.
+        assert reader.execute("SELECT count(*) FROM conversations").fetchone() == (13,)
+        add_rows(database, "sage", 2, start=700)
+        assert reader.execute("SELECT count(*) FROM conversations").fetchone() == (15,)
+        fences = "SELECT count(*) FROM sqlite_master WHERE name LIKE 'convostore_restore%'"
+        assert reader.execute(fences).fetchone() == (0,)
+    finally:
+        reader.close()
+    assert count(database) == 15
+
+
+@pytest.mark.parametrize("damage", ["zeroed header", "truncated", "random bytes", "text"])
+def test_restore_over_a_corrupt_database_keeps_it_aside(
+    database: Path, tmp_path: Path, damage: str
+) -> None:
+    taken = backup_sqlite(database, tmp_path / "b", now=NOON)
+    data = database.read_bytes()
+    damaged = {
+        "zeroed header": bytes(100) + data[100:],
+        "truncated": data[: len(data) // 3],
+        "random bytes": bytes((i * 151 + 7) % 256 for i in range(len(data))),
+        "text": b"these are not the pages you are looking for\n" * 200,
+    }[damage]
+    database.write_bytes(damaged)
+    kept = restore_sqlite(taken.path, database, now=NOON)
+    assert kept == tmp_path / "conversations.db.corrupt-20261124-120000"
+    assert kept.read_bytes() == damaged
+    assert count(database) == 13
+    assert verify_sqlite(database).ok
+    with sqlite3.connect(database) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_restore_over_a_corrupt_database_refuses_while_it_is_open(
+    database: Path, tmp_path: Path
+) -> None:
+    taken = backup_sqlite(database, tmp_path / "b", now=NOON)
+    database.write_bytes(bytes(100) + database.read_bytes()[100:])
+    with (
+        open(database, "rb"),  # a bot process holding the file
+        pytest.raises(OperationError, match=r"processes \d+.* have it open; stop them"),
+    ):
+        restore_sqlite(taken.path, database, now=NOON)
+    assert not list(tmp_path.glob("*.corrupt-*"))
 
 
 async def test_backup_bot_on_each_backend(

@@ -14,13 +14,8 @@ from rich.markup import escape
 from convostore.cli import _ui, selected_configs
 from convostore.config import BotConfig
 from convostore.errors import OperationError
-from convostore.ops.backup import (
-    BackupResult,
-    Verification,
-    backup_bot,
-    restore_sqlite,
-    verify_sqlite,
-)
+from convostore.ops.backup import BackupResult, Verification, backup_bot, verify_sqlite
+from convostore.ops.restore import restore_sqlite
 from convostore.ops.retention import (
     CleanupResult,
     SpaceReclaimed,
@@ -158,10 +153,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
             else "no SQLite database configured (restore a PostgreSQL dump with pg_restore)"
         )
     database = Path(paths[0])
-    console.print("Stop every bot that uses this database before restoring.")
     _ui.confirm(f"replace {database} (every bot using it) with {args.file}?", assume_yes=args.yes)
     safety = restore_sqlite(args.file, database)
-    if safety is not None:
+    if safety is not None and ".corrupt-" in safety.name:
+        console.print(
+            f"the damaged database was kept aside as {escape(str(safety))}", soft_wrap=True
+        )
+    elif safety is not None:
         console.print(
             f"safety copy of the previous database: {escape(str(safety))}", soft_wrap=True
         )

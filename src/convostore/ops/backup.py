@@ -1,4 +1,4 @@
-"""Verified backups of a SQLite database, their verification, and restore.
+"""Verified backups of a SQLite database and their verification (restore: :mod:`.restore`).
 
 The copy is made in one step with SQLite's backup API (``pages=-1``): a stepped backup restarts
 whenever a bot writes and never ends under traffic. It is written to a temporary name in the
@@ -11,7 +11,6 @@ bot writes (to the WAL) no longer restart it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -288,50 +287,3 @@ def backup_bot(
         now=now,
         progress=progress,
     )
-
-
-def _assert_not_in_use(database: Path) -> None:
-    conn = sqlite3.connect(database, timeout=0.2, isolation_level=None)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("ROLLBACK")
-    except sqlite3.OperationalError as exc:
-        raise OperationError(
-            f"{database}: the database is in use (cannot take its write lock); stop the bots first"
-        ) from exc
-    finally:
-        conn.close()
-
-
-def restore_sqlite(
-    backup: str | os.PathLike[str], database: str | os.PathLike[str], *, now: datetime | None = None
-) -> Path | None:
-    """Replace ``database`` with a verified ``backup``; return the safety copy of the old one."""
-    backup, database = Path(backup), Path(database)
-    verification = verify_sqlite(backup)
-    if not verification.ok:
-        raise OperationError(
-            f"{backup}: refusing to restore an unverifiable file: "
-            + "; ".join(verification.problems)
-        )
-    now = now or datetime.now(UTC)
-    safety: Path | None = None
-    if database.exists():
-        _assert_not_in_use(database)
-        safety = database.with_name(f"{database.name}.before-restore-{now:%Y%m%d-%H%M%S}")
-        try:
-            _copy_sqlite(database, safety)
-        except (OSError, sqlite3.Error) as exc:
-            safety.unlink(missing_ok=True)
-            raise OperationError(f"{database}: could not keep a safety copy: {exc}") from exc
-    tmp = database.with_name(database.name + ".restore.tmp")
-    try:
-        _copy_sqlite(backup, tmp, wal=True)
-        os.replace(tmp, database)
-    except (OSError, sqlite3.Error) as exc:
-        tmp.unlink(missing_ok=True)
-        raise OperationError(f"{database}: restore failed, database unchanged: {exc}") from exc
-    for stale in (Path(str(database) + "-wal"), Path(str(database) + "-shm")):
-        with contextlib.suppress(FileNotFoundError):
-            stale.unlink()
-    return safety
