@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -18,7 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,13 +28,30 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 PG_ADMIN_URL = os.environ.get("CONVOSTORE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
-# The pragmas of every convostore SQLite connection (convostore.db); raw baselines use them too.
-SQLITE_PRAGMAS = (
-    "PRAGMA busy_timeout = 30000",
-    "PRAGMA journal_mode = WAL",
-    "PRAGMA synchronous = NORMAL",
-    "PRAGMA foreign_keys = ON",
-)
+# p99 is reported only from this many samples or more (below, one sample decides it).
+P99_MIN_SAMPLES = 1000
+
+
+def sqlite_pragmas(synchronous: str = "normal") -> tuple[str, ...]:
+    """The pragmas of every convostore SQLite connection (convostore.db); raw baselines use them."""
+    return (
+        "PRAGMA busy_timeout = 30000",
+        "PRAGMA journal_mode = WAL",
+        f"PRAGMA synchronous = {synchronous.upper()}",
+        "PRAGMA foreign_keys = ON",
+    )
+
+
+SQLITE_PRAGMAS = sqlite_pragmas("normal")
+
+
+def synchronous_levels(text: str) -> list[str]:
+    """``--synchronous normal,full`` as a list, each checked."""
+    levels = [s.strip().lower() for s in text.split(",") if s.strip()]
+    for level in levels:
+        if level not in ("normal", "full"):
+            raise SystemExit(f"--synchronous: {level!r} is not normal or full")
+    return levels
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -134,19 +152,25 @@ def bot_config(url: str, name: str = "bench", **storage: Any) -> Any:
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q`` quantile (0..1) of ``values``, by the nearest-rank method."""
+    """The ``q`` quantile (0..1) of ``values`` by the nearest-rank method: the smallest value
+    with at least ``q`` of the values at or below it (rank ``ceil(q * n)``, 1-based)."""
     ordered = sorted(values)
     if not ordered:
         return float("nan")
-    index = min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))
-    return ordered[index]
+    rank = max(1, math.ceil(q * len(ordered) - 1e-9))
+    return ordered[min(rank, len(ordered)) - 1]
 
 
 def summary(latencies: Sequence[float]) -> dict[str, float]:
-    """p50/p99/mean of latencies given in seconds, reported in milliseconds."""
+    """p50/p99/mean of latencies given in seconds, reported in milliseconds.
+
+    p99 is NaN (printed "-") below ``P99_MIN_SAMPLES`` samples.
+    """
+    enough = len(latencies) >= P99_MIN_SAMPLES
     return {
+        "samples": len(latencies),
         "p50_ms": percentile(latencies, 0.50) * 1000,
-        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000 if enough else float("nan"),
         "mean_ms": statistics.fmean(latencies) * 1000 if latencies else float("nan"),
     }
 
@@ -184,16 +208,44 @@ def environment() -> dict[str, Any]:
         "sqlalchemy": sqlalchemy.__version__,
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
+        "load_average_1m": load_average(),
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
 def write_results(name: str, data: dict[str, Any]) -> Path:
+    """Write ``data`` to a new ``results/<name>_<UTC date-time>.json``; never overwrites a file."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps({"environment": environment(), **data}, indent=2, default=str))
-    print(f"\nresults written to {path.relative_to(ROOT)}")
-    return path
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%SZ")
+    document = json.dumps(
+        {"environment": environment(), "command": command_line(), **data}, indent=2, default=str
+    )
+    for attempt in range(1000):
+        path = RESULTS / f"{name}_{stamp}{f'-{attempt}' if attempt else ''}.json"
+        try:
+            with path.open("x", encoding="utf-8") as out:  # "x": fails if the file exists
+                out.write(document)
+        except FileExistsError:
+            continue
+        print(f"\nresults written to {path.relative_to(ROOT)}")
+        return path
+    raise RuntimeError(f"no free results file name for {name}_{stamp}")
+
+
+def command_line() -> str:
+    """The command that produced a result, as it would be typed at the repository root."""
+    script = Path(sys.argv[0])
+    with suppress(ValueError):
+        script = script.resolve().relative_to(ROOT)
+    return " ".join([".venv/bin/python", str(script), *sys.argv[1:]])
+
+
+def load_average() -> float:
+    """The 1-minute load average (how busy the shared machine was), or NaN where unknown."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
 
 
 class Timer:

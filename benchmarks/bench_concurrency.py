@@ -31,6 +31,7 @@ async def worker(url: str, index: int, count: int, start_at: float) -> dict[str,
     errors: list[str] = []
     latencies: list[float] = []
     async with BotStore.open(common.bot_config(url)) as store:
+        await store.history(own, limit=1)  # untimed: opens the store's connections
         await asyncio.sleep(max(0.0, start_at - time.time()))
         started = time.time()
         for i in range(count):

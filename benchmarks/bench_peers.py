@@ -1,6 +1,9 @@
 """Peers: the append and history workloads through other conversation stores, on SQLite.
 
-Contenders, each used as its documentation shows, each on its own SQLite file:
+Contenders, each used as its documentation shows, each on its own SQLite file, every one opening
+its connections before the timer (an untimed call first) and running at the same
+``PRAGMA synchronous`` (``--synchronous normal,full`` runs the appends once per level; the SDK and
+LangChain have no setting for it, so the PRAGMA is run on each connection they open):
 - convostore ``BotStore`` (the baseline of the ratios: a peer's rate or speed / convostore's);
 - OpenAI Agents SDK ``SQLiteSession`` (package ``openai-agents``): one session per channel,
   ``add_items([item])`` per message, ``get_items(limit=100)``;
@@ -8,12 +11,15 @@ Contenders, each used as its documentation shows, each on its own SQLite file:
   one history per channel, ``aadd_message`` per message, ``aget_messages()`` (it has no limit, so
   it reads the whole channel and the last 100 are kept).
 Both peers come with ``pip install -e ".[bench]"``; a peer that is not installed is skipped with a
-message. Append: ``--count`` messages over 50 channels into empty files. History: p50/p99 of reads
-of random channels in databases of ``--sizes`` rows (about 1,000 per channel), built once with
-bulk inserts and cached under benchmarks/results/cache/; each store first reads its sequence once
-untimed, so all read with a warm page cache.
+message. Append: ``--count`` messages over ``--channels`` conversations (default 1,000) into empty
+files. History: p50/p99 of reads of one random sequence of channels, the same for every store, in
+databases of ``--sizes`` rows (about 1,000 per channel), built once with bulk inserts and cached
+under benchmarks/results/cache/; each store is set up (objects built, connections opened) and
+reads the whole sequence once untimed before the timed pass, so all read with a warm page cache.
+``PRAGMA synchronous`` does not change reads; history runs once.
 
-    .venv/bin/python benchmarks/bench_peers.py [--count 20000] [--sizes 10000,100000,1000000]
+    .venv/bin/python benchmarks/bench_peers.py [--count 20000] [--channels 1000]
+        [--synchronous normal,full] [--sizes 10000,100000,1000000] [--queries 2000]
 """
 
 from __future__ import annotations
@@ -34,7 +40,6 @@ import _data as data
 import bench_append
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
-HISTORY_WARMUP = 20
 
 
 def available() -> dict[str, str | None]:
@@ -59,32 +64,83 @@ def available() -> dict[str, str | None]:
 
 # --- append -------------------------------------------------------------------------------------
 
+PRAGMA_NAME = {"normal": "NORMAL", "full": "FULL"}
 
-async def append_openai(path: Path, messages: list[dict[str, Any]]) -> common.Timer:
+
+def openai_session_class(synchronous: str) -> Any:
+    """``SQLiteSession`` whose connections run ``PRAGMA synchronous`` at ``synchronous``.
+
+    The SDK has no setting for it (it sets WAL and leaves SQLite's default, FULL), so the same
+    PRAGMA convostore runs is added where it configures each new connection.
+    """
     from agents import SQLiteSession
 
-    sessions = {c: SQLiteSession(f"channel-{c}", path) for c in {m["channel"] for m in messages}}
+    pragma = PRAGMA_NAME[synchronous]
+
+    class Session(SQLiteSession):  # type: ignore[misc]
+        @staticmethod
+        def _configure_connection(conn: sqlite3.Connection) -> None:
+            SQLiteSession._configure_connection(conn)
+            conn.execute(f"PRAGMA synchronous = {pragma}")
+
+    return Session
+
+
+def langchain_engine(path: Path, synchronous: str) -> Any:
+    """LangChain's aiosqlite engine: its own journal mode, ``synchronous`` set per connection."""
+    from sqlalchemy import event
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(f"sqlite+aiosqlite:///{path}")
+    pragma = PRAGMA_NAME[synchronous]
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _synchronous(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA synchronous = {pragma}")
+        cursor.close()
+
+    return engine
+
+
+def item(m: dict[str, Any]) -> dict[str, Any]:
+    return {"role": m["role"], "content": m["content"]}
+
+
+async def append_openai(
+    path: Path, messages: list[dict[str, Any]], synchronous: str
+) -> common.Timer:
+    session_class = openai_session_class(synchronous)
+    sessions = {c: session_class(f"channel-{c}", path) for c in {m["channel"] for m in messages}}
+    # Untimed: opens the connection of the thread that runs the SDK's calls, creates the tables.
+    warm = session_class("warm", path)
+    await warm.add_items([item(bench_append.WARMUP_MESSAGE)])
+    await warm.get_items(limit=1)
     timer = common.Timer()
     for m in messages:
         start = time.perf_counter()
-        await sessions[m["channel"]].add_items([{"role": m["role"], "content": m["content"]}])
+        await sessions[m["channel"]].add_items([item(m)])
         timer.latencies.append(time.perf_counter() - start)
     timer.stop()
-    for session in sessions.values():
+    for session in [*sessions.values(), warm]:
         session.close()
     return timer
 
 
-async def append_langchain(path: Path, messages: list[dict[str, Any]]) -> common.Timer:
+async def append_langchain(
+    path: Path, messages: list[dict[str, Any]], synchronous: str
+) -> common.Timer:
     from langchain_community.chat_message_histories import SQLChatMessageHistory
     from langchain_core.messages import AIMessage, HumanMessage
-    from sqlalchemy.ext.asyncio import create_async_engine
 
-    engine = create_async_engine(f"sqlite+aiosqlite:///{path}")
+    engine = langchain_engine(path, synchronous)
     histories = {
         c: SQLChatMessageHistory(session_id=f"channel-{c}", connection=engine)
         for c in {m["channel"] for m in messages}
     }
+    # Untimed: creates the table and opens the pooled connection.
+    warm = SQLChatMessageHistory(session_id="warm", connection=engine)
+    await warm.aadd_message(HumanMessage("opens the connection"))
     timer = common.Timer()
     for m in messages:
         kind = HumanMessage if m["role"] == "user" else AIMessage
@@ -159,47 +215,47 @@ def langchain_file(rows: int) -> Path:
     return path
 
 
-async def timed(calls: list[Callable[[], Awaitable[int]]]) -> list[float]:
+Reader = Callable[[str], Awaitable[int]]
+
+
+async def timed(read: Reader, channel_ids: list[str]) -> list[float]:
+    """An untimed pass over the whole sequence (connections open, pages warm), then a timed one."""
+    for cid in channel_ids:
+        await read(cid)
     latencies = []
-    for call in calls:
+    for cid in channel_ids:
         start = time.perf_counter()
-        got = await call()
+        got = await read(cid)
         latencies.append(time.perf_counter() - start)
         assert got == 100, got
-    return latencies[HISTORY_WARMUP:]
+    return latencies
 
 
 async def history_convostore(rows: int, channel_ids: list[str]) -> list[float]:
     from convostore import BotStore, ChannelInfo
 
     url = f"sqlite+aiosqlite:///{data.sqlite_file(rows)}"
+    channels = {cid: ChannelInfo.channel(channel_id=cid, name="c") for cid in set(channel_ids)}
     async with BotStore.open(common.bot_config(url, data.BOT)) as store:
 
-        def call(cid: str) -> Callable[[], Awaitable[int]]:
-            channel = ChannelInfo.channel(channel_id=cid, name="c")
+        async def read(cid: str) -> int:
+            return len(await store.history(channels[cid], limit=100))
 
-            async def run() -> int:
-                return len(await store.history(channel, limit=100))
-
-            return run
-
-        return await timed([call(cid) for cid in channel_ids])
+        return await timed(read, channel_ids)
 
 
 async def history_openai(rows: int, channel_ids: list[str]) -> list[float]:
     from agents import SQLiteSession
 
     path = openai_file(rows)
+    # Built once, before any timing; the untimed pass opens each one's connection.
     sessions = {cid: SQLiteSession(cid, path) for cid in set(channel_ids)}
 
-    def call(cid: str) -> Callable[[], Awaitable[int]]:
-        async def run() -> int:
-            return len(await sessions[cid].get_items(limit=100))
-
-        return run
+    async def read(cid: str) -> int:
+        return len(await sessions[cid].get_items(limit=100))
 
     try:
-        return await timed([call(cid) for cid in channel_ids])
+        return await timed(read, channel_ids)
     finally:
         for session in sessions.values():
             session.close()
@@ -214,14 +270,12 @@ async def history_langchain(rows: int, channel_ids: list[str]) -> list[float]:
         cid: SQLChatMessageHistory(session_id=cid, connection=engine) for cid in set(channel_ids)
     }
 
-    def call(cid: str) -> Callable[[], Awaitable[int]]:
-        async def run() -> int:
-            return len((await histories[cid].aget_messages())[-100:])
-
-        return run
+    async def read(cid: str) -> int:
+        # No limit in its API: it reads the whole channel; the newest 100 are kept.
+        return len((await histories[cid].aget_messages())[-100:])
 
     try:
-        return await timed([call(cid) for cid in channel_ids])
+        return await timed(read, channel_ids)
     finally:
         await engine.dispose()
 
@@ -229,14 +283,17 @@ async def history_langchain(rows: int, channel_ids: list[str]) -> list[float]:
 async def main() -> None:
     p = common.parser(__doc__ or "")
     p.add_argument("--count", type=int, default=20_000, help="messages appended per contender")
+    p.add_argument("--channels", type=int, default=1000, help="conversations the appends go round")
+    p.add_argument("--synchronous", default="normal,full", help="levels of the append runs")
     p.add_argument("--sizes", default="10000,100000,1000000", help="history database sizes")
-    p.add_argument("--queries", type=int, default=500, help="history reads per contender")
+    p.add_argument("--queries", type=int, default=2000, help="history reads per contender")
     p.add_argument(
         "--slow-queries",
         type=int,
         default=100,
         help="history reads for LangChain above 100k rows (each read scans the whole table)",
     )
+    p.add_argument("--skip-history", action="store_true")
     args = p.parse_args()
     status = available()
     for name, problem in status.items():
@@ -244,31 +301,49 @@ async def main() -> None:
             print(f"SKIPPED {name}: {problem}")
     runnable = [name for name, problem in status.items() if problem is None]
 
-    messages = bench_append.workload(args.count, 50)
+    messages = bench_append.workload(args.count, args.channels)
     append_rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(dir=common.RESULTS) as tmp:
-        ours = await bench_append.run_convostore(
-            common.sqlite_database(Path(tmp) / "ours.db"), messages
-        )
-        timers = {"convostore": ours}
-        if "openai SQLiteSession" in runnable:
-            timers["openai SQLiteSession"] = await append_openai(Path(tmp) / "openai.db", messages)
-        if "langchain SQLChatMessageHistory" in runnable:
-            timers["langchain SQLChatMessageHistory"] = await append_langchain(
-                Path(tmp) / "langchain.db", messages
+    for level in common.synchronous_levels(args.synchronous):
+        with tempfile.TemporaryDirectory(dir=common.RESULTS) as tmp:
+            ours = await bench_append.run_convostore(
+                common.sqlite_database(Path(tmp) / "ours.db"), messages, level
             )
-    for name, timer in timers.items():
-        append_rows.append(
-            {
-                "contender": name,
-                "messages": len(timer.latencies),
-                "per_s": timer.rate,
-                **common.summary(timer.latencies),
-                "convostore_x": ours.rate / timer.rate,
-            }
-        )
-    headers = ["contender", "messages", "per_s", "p50_ms", "p99_ms", "convostore_x"]
-    print(f"\nappend on SQLite: {args.count:,} messages over 50 channels, one call each")
+            timers = {"convostore": ours}
+            if "openai SQLiteSession" in runnable:
+                timers["openai SQLiteSession"] = await append_openai(
+                    Path(tmp) / "openai.db", messages, level
+                )
+            if "langchain SQLChatMessageHistory" in runnable:
+                timers["langchain SQLChatMessageHistory"] = await append_langchain(
+                    Path(tmp) / "langchain.db", messages, level
+                )
+        for name, timer in timers.items():
+            append_rows.append(
+                {
+                    "synchronous": level,
+                    "contender": name,
+                    "journal": "rollback (its default)" if name.startswith("langchain") else "wal",
+                    "messages": len(timer.latencies),
+                    "per_s": timer.rate,
+                    **common.summary(timer.latencies),
+                    "convostore_x": ours.rate / timer.rate,
+                }
+            )
+        print(f"  done: append at {level}", flush=True)
+    headers = [
+        "synchronous",
+        "contender",
+        "journal",
+        "messages",
+        "per_s",
+        "p50_ms",
+        "p99_ms",
+        "convostore_x",
+    ]
+    print(
+        f"\nappend on SQLite: {args.count:,} messages over {args.channels:,} conversations,"
+        " one call each, every store at the same PRAGMA synchronous"
+    )
     print("(convostore_x: convostore's rate / this contender's rate)")
     print(common.table(headers, [[r[h] for h in headers] for r in append_rows]))
 
@@ -278,39 +353,41 @@ async def main() -> None:
         "openai SQLiteSession": history_openai,
         "langchain SQLChatMessageHistory": history_langchain,
     }
-    for rows in [int(s) for s in args.sizes.split(",")]:
+    sizes = [] if args.skip_history else [int(s) for s in args.sizes.split(",")]
+    for rows in sizes:
+        # One sequence of channels per size, read by every contender (LangChain's slow runs read
+        # its first --slow-queries entries).
         rng = random.Random(rows)
+        sequence = [
+            data.channel_id(rng.randrange(data.channels(rows))) for _ in range(args.queries)
+        ]
         base: float | None = None
         for name, reader in readers.items():
             if name != "convostore" and name not in runnable:
                 continue
             slow = name.startswith("langchain") and rows > 100_000
-            queries = args.slow_queries if slow else args.queries
-            channel_ids = [
-                data.channel_id(rng.randrange(data.channels(rows)))
-                for _ in range(HISTORY_WARMUP + queries)
-            ]
-            await reader(rows, channel_ids)  # warm pass: each store reads its own file warm
-            latencies = await reader(rows, channel_ids)
-            s = common.summary(latencies)
+            channel_ids = sequence[: args.slow_queries] if slow else sequence
+            s = common.summary(await reader(rows, channel_ids))
             base = base or s["p50_ms"]
             history_rows.append(
-                {
-                    "rows": rows,
-                    "contender": name,
-                    "queries": queries,
-                    **s,
-                    "convostore_x": s["p50_ms"] / base,
-                }
+                {"rows": rows, "contender": name, **s, "convostore_x": s["p50_ms"] / base}
             )
             print(f"  done: history {name}, {rows:,} rows", flush=True)
-    headers = ["rows", "contender", "queries", "p50_ms", "p99_ms", "convostore_x"]
-    print("\nhistory, newest 100 messages of a random channel, on SQLite")
-    print("(convostore_x: this contender's p50 / convostore's p50)")
+    headers = ["rows", "contender", "samples", "p50_ms", "p99_ms", "convostore_x"]
+    print(
+        "\nhistory, newest 100 messages, the same sequence of channels for every store, on SQLite"
+    )
+    print("(convostore_x: this contender's p50 / convostore's p50; p99 only from 1,000+ samples)")
     print(common.table(headers, [[r[h] for h in headers] for r in history_rows]))
     common.write_results(
         "peers",
-        {"count": args.count, "skipped": status, "append": append_rows, "history": history_rows},
+        {
+            "count": args.count,
+            "channels": args.channels,
+            "skipped": status,
+            "append": append_rows,
+            "history": history_rows,
+        },
     )
 
 
