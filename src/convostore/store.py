@@ -36,7 +36,6 @@ from convostore.errors import (
     SchemaError,
     StorageError,
 )
-from convostore.legacy.transition import legacy_history, unimported_files
 from convostore.records import ChatSession, StoredMessage
 from convostore.repositories import MessageRepository, SessionRepository
 from convostore.repositories.rows import NewMessage
@@ -176,6 +175,9 @@ def _check_message_text(channel: ChannelInfo, *, username: str, role: str, conte
 
 
 async def _warn_of_legacy_files(config: BotConfig, connection: AsyncConnection) -> None:
+    # The legacy code loads on first use: a bot that never had JSON files never imports it.
+    from convostore.legacy.transition import unimported_files
+
     try:
         pending = await unimported_files(config, connection)
     except OSError as exc:
@@ -450,6 +452,8 @@ class BotStore:
         rows = await self._read(work)
         if not rows and session_id is None and self.config.legacy.read_fallback:
             # Not imported yet: serve the JSON files, read-only, as the import would store them.
+            from convostore.legacy.transition import legacy_history
+
             legacy = await asyncio.to_thread(legacy_history, self.config, channel, count, user)
             legacy.reverse()
             return legacy

@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from convostore.cli import main
-from convostore.legacy.importer import synthetic_message_id
+from convostore.legacy.rules import synthetic_message_id
 from tests.conftest import alembic_config
 from tests.legacy.tree import (
     BIG,

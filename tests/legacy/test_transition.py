@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
+import subprocess
+import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from convostore import BotConfig, BotStore, ChannelInfo
+from convostore import BotConfig, BotStore, ChannelInfo, StoredMessage
 from convostore.config import LegacyConfig
 from convostore.legacy.run import migrate_legacy
 from tests.conftest import ConfigFactory
-from tests.legacy.tree import BIG, C1, C2, EXOTIC, M1, U1, U2, messy_tree
+from tests.legacy.tree import BIG, C1, C2, C3, EXOTIC, M1, U1, U2, messy_tree
 
 GENERAL = ChannelInfo.channel(channel_id=C1, name="general")
 
@@ -130,3 +134,40 @@ async def test_imported_rows_read_back_through_the_store_like_live_ones(
         # The same text forms as SQLAlchemy's types write for a live message.
         assert {s for s, _, _ in stamps} == {"legacy", None}
         assert all(len(t) == 26 and t[10] == " " for _, t, _ in stamps)
+
+
+async def test_fallback_serves_exactly_the_rows_the_import_stores(
+    config: BotConfig, tmp_path: Path
+) -> None:
+    # Both go through convostore.legacy.rules; only the row id and the session differ.
+    channels = [ChannelInfo.channel(channel_id=c, name="as the bot calls it") for c in (C1, C2, C3)]
+    async with BotStore.open(config) as store:
+        served = {c.id: await store.history(c, limit=1000) for c in channels}
+    await asyncio.to_thread(migrate_legacy, {"sage": config}, only_bot="sage")
+    async with BotStore.open(config.model_copy(update={"legacy": LegacyConfig()})) as store:
+        imported = {c.id: await store.history(c, limit=1000) for c in channels}
+
+    def comparable(rows: list[StoredMessage]) -> list[tuple[object, ...]]:
+        return [dataclasses.astuple(replace(r, id=0, session_id="")) for r in rows]
+
+    assert sum(len(rows) for rows in imported.values()) >= 6
+    for channel in channels[:2]:
+        assert comparable(served[channel.id]) == comparable(imported[channel.id]), channel.id
+    # The one known difference: the fallback reads only the channel's own files, so a user named
+    # only in another channel's files (alice, in C1's) keeps the placeholder there.
+    assert {r.username for r in served[channels[2].id]} == {f"user-{U1}"}
+    assert {r.username for r in imported[channels[2].id]} == {"alice"}
+    named = [replace(r, username="alice") for r in served[channels[2].id]]
+    assert comparable(named) == comparable(imported[channels[2].id])
+    # Every row of a conversation carries the conversation user's name, the bot's replies too.
+    assert {r.username for r in imported[channels[0].id]} == {"alice"}
+    assert {r.channel_name for r in imported[channels[0].id]} == {"general"}
+
+
+def test_import_convostore_does_not_load_the_legacy_code() -> None:
+    code = (
+        "import convostore, sys; "
+        "loaded = [m for m in sys.modules if m.startswith('convostore.legacy')]; "
+        "assert not loaded, loaded"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -11,8 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from convostore.cli import _ui
 from convostore.config import load_configs
 from convostore.errors import OperationError
-from convostore.legacy.importer import SHARED, ImportReport
 from convostore.legacy.reader import Problem
+from convostore.legacy.report import SHARED, ImportReport
 from convostore.legacy.run import migrate_legacy
 
 _PROBLEMS_SHOWN = 200

@@ -49,7 +49,7 @@ from convostore.channels import ChannelInfo
 from convostore.config import BotConfig
 from convostore.db import Transactions, create_engine, translate_errors
 from convostore.errors import ConfigError, InvalidInput, OperationError
-from convostore.legacy.importer import SOURCE, channel_placeholder, user_placeholder
+from convostore.legacy.rules import SOURCE, channel_placeholder, user_placeholder
 from convostore.models import ConversationModel
 
 logger = logging.getLogger(__name__)

@@ -17,12 +17,8 @@ from sqlalchemy.pool import NullPool
 from convostore.config import BotConfig, redact_url
 from convostore.db import create_engine, install_sqlite_transaction_handling, translate_errors
 from convostore.errors import LegacyImportError, SchemaError
-from convostore.legacy.importer import (
-    ImportProgress,
-    ImportReport,
-    LegacyImport,
-    default_config,
-)
+from convostore.legacy.importer import LegacyImport, default_config
+from convostore.legacy.report import ImportProgress, ImportReport
 from convostore.schema import check_schema_sync
 
 logger = logging.getLogger(__name__)

@@ -7,10 +7,9 @@ for a conversation that has no rows in the database yet.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
+from operator import attrgetter
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table, func, select
 from sqlalchemy.engine import Connection
@@ -18,15 +17,22 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from convostore.channels import ChannelInfo
 from convostore.config import BotConfig
-from convostore.legacy.importer import (
-    conversation_bots,
-    route,
-    synthetic_message_id,
-    to_utc,
-    user_placeholder,
-    utc_text,
+from convostore.legacy.reader import (
+    SHARED_DIR,
+    SHARED_INDEX,
+    Era,
+    LegacyFile,
+    LegacyRecord,
+    classify,
+    read_file,
 )
-from convostore.legacy.reader import SHARED_DIR, SHARED_INDEX, Era, classify, read_file
+from convostore.legacy.rules import (
+    CHANNEL_TYPE,
+    LegacyNames,
+    LegacyRow,
+    legacy_rows,
+    legacy_zone,
+)
 from convostore.models import LegacyImportModel
 from convostore.records import StoredMessage
 from convostore.repositories.rows import NewMessage
@@ -71,76 +77,67 @@ async def unimported_files(config: BotConfig, connection: AsyncConnection) -> li
     return [p for p in files if p.stat().st_mtime > cutoff]
 
 
-def legacy_history(
-    config: BotConfig, channel: ChannelInfo, limit: int, user_id: str | None
-) -> list[StoredMessage]:
-    """The newest ``limit`` legacy records of the bot in ``channel``, oldest first (read-only).
-
-    Records are routed, deduplicated and converted as the import would; they carry ``id`` 0 and
-    ``session_id`` ``"legacy"`` because they are not stored.
-    """
+def _channel_files(config: BotConfig, channel_id: str) -> list[LegacyFile]:
+    """The files that may hold the channel's records for the bot, in the import's scan order."""
     root = Path(config.legacy.dir).expanduser()
     shared = root / SHARED_DIR
-    prefix = f"{channel.id}_"
+    prefix = f"{channel_id}_"
     layouts: tuple[tuple[Era, str | None, Path], ...] = (
         (2, config.name, shared / config.name),
         (0, config.name, root / config.name),
         (1, None, shared),
     )
-    candidates = [
-        classify(root, p, era=era, bot=bot)
-        for era, bot, folder in layouts
-        for p in sorted(folder.glob(f"{prefix}*.json"))
-    ]
+    paths = {
+        path: (era, bot) for era, bot, folder in layouts for path in folder.glob(f"{prefix}*.json")
+    }
     if (shared / SHARED_INDEX).is_file():
-        candidates.append(classify(root, shared / SHARED_INDEX, era=1, bot=None))
-    zone = ZoneInfo(config.legacy.timezone)
-    found: dict[str, tuple[datetime, dict[str, Any]]] = {}
-    for file in candidates:
-        parsed = read_file(file)
-        for conversation in parsed.conversations:
-            if conversation.channel_id != channel.id:
+        paths[shared / SHARED_INDEX] = (1, None)
+    # The import reads the shared folder first, then the bots' own folders, each sorted by path;
+    # the order decides which of two copies of a message at the same instant is kept.
+    order = sorted(paths, key=lambda path: (not path.is_relative_to(shared), path))
+    return [classify(root, path, era=paths[path][0], bot=paths[path][1]) for path in order]
+
+
+def legacy_history(
+    config: BotConfig, channel: ChannelInfo, limit: int, user_id: str | None
+) -> list[StoredMessage]:
+    """The newest ``limit`` legacy records of the bot in ``channel``, oldest first (read-only).
+
+    Records are routed, converted, named and deduplicated as the import does it
+    (:mod:`convostore.legacy.rules`), so they equal the rows an import would store but for ``id``
+    0 and ``session_id`` ``"legacy"``, as they are not stored. Names come from the files read
+    here: a user or channel named only in other channels' files gets its placeholder.
+    """
+    zone = legacy_zone(config.legacy.timezone)
+
+    def zone_for(bot: str, _record: LegacyRecord) -> tzinfo | None:
+        return zone if bot == config.name else None
+
+    names = LegacyNames()
+    found: dict[str, LegacyRow] = {}  # the earliest copy of each message id (rule 7)
+    for file in _channel_files(config, channel.id):
+        for row in legacy_rows(read_file(file), zone_for, names):
+            if not isinstance(row, LegacyRow) or row.channel_id != channel.id:
                 continue
-            if user_id is not None and conversation.user_id != user_id:
+            if user_id is not None and row.user_id != user_id:
                 continue
-            shared_bots = conversation_bots(conversation)
-            for record in conversation.records:
-                if config.name not in route(file, shared_bots, record):
-                    continue
-                at = to_utc(record.timestamp, zone)
-                message_id = record.message_id or synthetic_message_id(
-                    channel.id,
-                    conversation.user_id,
-                    record.role,
-                    record.content,
-                    utc_text(at),
-                )
-                if message_id in found and found[message_id][0] <= at:
-                    continue
-                found[message_id] = (
-                    at,
-                    {
-                        "user_id": conversation.user_id,
-                        "username": record.username or user_placeholder(conversation.user_id),
-                        "role": record.role,
-                        "content": record.content,
-                        "metadata": record.metadata,
-                    },
-                )
-    newest = sorted(found.items(), key=lambda item: item[1][0])[-limit:] if limit else []
+            kept = found.get(row.message_id)
+            if kept is None or row.at < kept.at:
+                found[row.message_id] = row
+    newest = sorted(found.values(), key=attrgetter("at"))[-limit:] if limit else []
     return [
         NewMessage(
             channel.id,
-            channel.name,
-            channel.type,
-            values["user_id"],
-            values["username"],
+            names.channel(channel.id),
+            CHANNEL_TYPE,
+            row.user_id,
+            names.user(row.user_id),
             "legacy",
-            message_id,
-            values["role"],
-            values["content"],
-            at,
-            values["metadata"],
+            row.message_id,
+            row.role,
+            row.content,
+            datetime.fromisoformat(row.at).replace(tzinfo=UTC),
+            row.metadata,
         ).stored(0, config.name)
-        for message_id, (at, values) in newest
+        for row in newest
     ]

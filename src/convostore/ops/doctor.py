@@ -405,7 +405,7 @@ async def _postgresql_findings(url: str, where: str, bot_name: str) -> list[Find
 
 
 async def _pending_legacy(bot: BotConfig) -> list[Path]:
-    """``convostore.legacy.pending_legacy_files``, on a read-only connection for SQLite.
+    """The bot's legacy files its database does not hold yet, on a read-only connection for SQLite.
 
     Opening the file through the store's engine would switch a non-WAL file to WAL: doctor
     reports the journal mode, it does not change it.
