@@ -97,7 +97,10 @@ def pg_template_url(pg_databases: PostgresDatabases) -> str:
 def _truncate(url: str) -> None:
     sync = make_url(url).set(drivername="postgresql+psycopg").render_as_string(False)
     with psycopg.connect(sync.replace("postgresql+psycopg", "postgresql"), autocommit=True) as conn:
-        conn.execute("TRUNCATE conversations, sessions, legacy_imports RESTART IDENTITY CASCADE")
+        conn.execute(
+            "TRUNCATE conversations, sessions, legacy_imports, message_revisions"
+            " RESTART IDENTITY CASCADE"
+        )
 
 
 @pytest.fixture(params=BACKENDS)

@@ -10,7 +10,7 @@ from convostore.channels import ChannelInfo
 from convostore.chat import to_chat_messages
 from convostore.config import BotConfig, load_config, load_configs
 from convostore.errors import ConfigError, ConvostoreError, InvalidInput, StorageError
-from convostore.records import ChatSession, StoredMessage
+from convostore.records import ChatSession, MessageRevision, StoredMessage
 from convostore.store import BotStore
 
 __version__ = "0.1.0"
@@ -25,6 +25,7 @@ __all__ = [
     "ConfigError",
     "ConvostoreError",
     "InvalidInput",
+    "MessageRevision",
     "StorageError",
     "StoredMessage",
     "load_config",

@@ -72,6 +72,7 @@ _GUILD_CHANNEL_TYPES = frozenset(
         16,  # media
     }
 )
+_THREAD_TYPES = frozenset({10, 11, 12})  # news_thread, public_thread, private_thread
 _DM_TYPE = 1  # private
 _GROUP_TYPE = 3  # group
 
@@ -102,6 +103,8 @@ UNKNOWN_DM_USER = "unknown_user"
 """Username used for a DM whose recipient discord.py does not know (see :meth:`from_discord`)."""
 UNKNOWN_DM_USER_ID = "unknown"
 UNNAMED_GROUP = "unnamed_group"
+UNKNOWN_DM_NAME = f"{UNKNOWN_DM_USER}_{UNKNOWN_DM_USER_ID}"
+"""The name of a DM whose human the message cannot tell; the store keeps the name it knows."""
 
 
 def _decimal_id(value: object, what: str) -> str:
@@ -184,13 +187,16 @@ class ChannelInfo:
     """A Discord channel (or DM) that messages are stored under.
 
     ``id`` is the channel id as a decimal string, ``name`` the name exactly as given (a DM is named
-    ``{username}_{user_id}``), ``type`` is ``"channel"`` or ``"dm"``. Build one with
+    ``{username}_{user_id}``), ``type`` is ``"channel"`` or ``"dm"``, ``parent_id`` the parent
+    channel of a thread (``None`` otherwise). Build one with
     :meth:`channel`, :meth:`dm` or :meth:`from_discord`, which validate the id.
     """
 
     id: str
     name: str
     type: ChannelType
+    parent_id: str | None = None
+    """A thread's parent channel (decimal id); ``None`` for anything that is not a thread."""
 
     @property
     def is_dm(self) -> bool:
@@ -231,11 +237,11 @@ class ChannelInfo:
         same attributes works:
 
         * text, news, voice, stage, forum and media channels and all threads become ``"channel"``
-          with the channel's ``name``;
+          with the channel's ``name``; a thread's ``parent_id`` is its parent channel;
         * a :class:`discord.DMChannel` becomes :meth:`dm` with the recipient's id and username.
           discord.py builds the channel of an incoming DM without its recipient, so in
-          ``on_message`` ``channel.recipient`` is usually ``None``: pass
-          ``recipient=message.author`` there. Without any recipient the name is
+          ``on_message`` ``channel.recipient`` is usually ``None``: use :meth:`from_message`
+          there, which names the DM after the human author. Without any recipient the name is
           ``unknown_user_unknown``; the channel id still identifies the conversation;
         * a :class:`discord.GroupChannel` becomes ``"dm"`` named after the group, else after its
           recipients' usernames joined with ``", "``, else ``unnamed_group``.
@@ -255,16 +261,16 @@ class ChannelInfo:
 
         if value in _GUILD_CHANNEL_TYPES:
             name = getattr(channel, "name", None)
-            return cls.channel(channel_id, name if isinstance(name, str) else "")
+            info = cls.channel(channel_id, name if isinstance(name, str) else "")
+            parent_id = getattr(channel, "parent_id", None)
+            if value in _THREAD_TYPES and isinstance(parent_id, int | str):
+                return cls(info.id, info.name, info.type, _decimal_id(parent_id, "parent_id"))
+            return info
         if value == _DM_TYPE:
             user = getattr(channel, "recipient", None) or recipient
             user_id = getattr(user, "id", None)
             if user is None or not isinstance(user_id, int | str):
-                return cls(
-                    _decimal_id(channel_id, "channel_id"),
-                    f"{UNKNOWN_DM_USER}_{UNKNOWN_DM_USER_ID}",
-                    "dm",
-                )
+                return cls(_decimal_id(channel_id, "channel_id"), UNKNOWN_DM_NAME, "dm")
             return cls.dm(channel_id, user_id, _user_name(user))
         if value == _GROUP_TYPE:
             name = getattr(channel, "name", None)
@@ -277,6 +283,35 @@ class ChannelInfo:
             f"cannot store messages of a {getattr(kind, 'name', value)} channel "
             f"({type(channel).__name__})"
         )
+
+    @classmethod
+    def from_message(cls, message: object) -> ChannelInfo:
+        """Describe the channel of a discord.py message (``on_message``, ``channel.history()``).
+
+        As :meth:`from_discord`, and a DM is named after its human whenever the message can
+        tell: the channel's recipient, or else the author when the author is not the bot itself
+        (discord.py's own user, ``channel.me``). A bot's reply in a DM whose channel has no
+        recipient cannot tell and gets ``unknown_user_unknown``;
+        :meth:`BotStore.add_discord_message` then keeps the name the channel's earlier rows
+        carry. A thread keeps its parent channel in :attr:`parent_id`.
+        """
+        channel = getattr(message, "channel", None)
+        if channel is None:
+            raise InvalidInput(f"not a discord.py message: {type(message).__name__}")
+        if _channel_type_value(getattr(channel, "type", None)) != _DM_TYPE:
+            return cls.from_discord(channel)
+        if getattr(channel, "recipient", None) is not None:
+            return cls.from_discord(channel)
+        author = getattr(message, "author", None)
+        me = getattr(getattr(channel, "me", None), "id", None)
+        if me is None:
+            me = getattr(getattr(getattr(message, "_state", None), "user", None), "id", None)
+        author_id = getattr(author, "id", None)
+        if author_id is None or (me is not None and author_id == me):
+            return cls.from_discord(channel)
+        if me is None and getattr(author, "bot", False):
+            return cls.from_discord(channel)  # without knowing the bot, a bot author is no human
+        return cls.from_discord(channel, recipient=author)
 
 
 __all__ = ["MAX_SAFE_NAME_BYTES", "ChannelInfo", "ChannelType"]

@@ -3,8 +3,9 @@
 Column names, CHECK constraints and the four original index names follow the storage plan; the
 additions are the two unique keys, the foreign key that ties messages to their session, a
 covering index for "newest N messages of a channel", the partial unique index that allows one open
-session per bot and channel, the ``source`` marker of imported rows, and ``legacy_imports``, the
-ledger of legacy JSON imports.
+session per bot and channel, the ``source`` marker of imported rows, ``legacy_imports``, the
+ledger of legacy JSON imports, and (revision 0003) the Discord columns of a message, an index on its
+user, and ``message_revisions``, the earlier versions of edited messages.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sqlalchemy import (
     MetaData,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -124,6 +126,11 @@ class ConversationModel(Base):
     timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)
     source: Mapped[str | None] = mapped_column(Text)
+    parent_id: Mapped[str | None] = mapped_column(Text)
+    reply_to_message_id: Mapped[str | None] = mapped_column(Text)
+    attachments: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    author_is_bot: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
     __table_args__ = (
         CheckConstraint("channel_type IN ('channel', 'dm')", name="channel_type"),
@@ -137,6 +144,29 @@ class ConversationModel(Base):
         Index("idx_conversations_bot_channel", "bot_name", "channel_id"),
         Index("idx_conversations_session", "session_id"),
         Index("idx_conversations_bot_channel_time", "bot_name", "channel_id", "timestamp", "id"),
+        Index("idx_conversations_bot_user", "bot_name", "user_id"),
+        {"sqlite_autoincrement": True},
+    )
+
+
+class MessageRevisionModel(Base):
+    """A row of ``message_revisions``: an earlier version of an edited message.
+
+    Deleting the message deletes its revisions (the store also deletes them explicitly, so that
+    connections without SQLite's foreign keys on leave none behind).
+    """
+
+    __tablename__ = "message_revisions"
+
+    id: Mapped[int] = mapped_column(_PrimaryKey, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[int] = mapped_column(_PrimaryKey)
+    content: Mapped[str] = mapped_column(Text)
+    edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    replaced_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        ForeignKeyConstraint(["conversation_id"], ["conversations.id"], ondelete="CASCADE"),
+        Index("idx_message_revisions_conversation", "conversation_id", "id"),
         {"sqlite_autoincrement": True},
     )
 

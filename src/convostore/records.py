@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -24,10 +24,34 @@ class StoredMessage:
     content: str
     timestamp: datetime
     metadata: dict[str, Any] | None
+    # Revision 0003: what Discord says of the message (the defaults are what a row without them
+    # holds, e.g. one imported from the legacy JSON files).
+    parent_id: str | None = None
+    """The parent channel's id when the message was posted in a thread."""
+    reply_to_message_id: str | None = None
+    """The message this one replies to."""
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    """``{id, filename, url, content_type, size}`` per attachment; empty for none."""
+    edited_at: datetime | None = None
+    """When the content was last edited (aware UTC); ``None`` if never."""
+    author_is_bot: bool = False
+    """The author is a bot account (this bot itself or another)."""
 
 
 # The attribute names of a message record, which are also its column names, in column order.
 MESSAGE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(StoredMessage))
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRevision:
+    """An earlier version of an edited message (``BotStore.revisions``)."""
+
+    message_id: str
+    content: str
+    edited_at: datetime | None
+    """When this version was written by an edit; ``None`` for the original."""
+    replaced_at: datetime
+    """When the next edit replaced it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ time in UTC and the configured timeout.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 
 
@@ -52,3 +52,26 @@ def unique_session_id(base: str, taken: Collection[str]) -> str:
     while f"{base}-{n}" in taken:
         n += 1
     return f"{base}-{n}"
+
+
+def cut(times: Sequence[datetime], *, gap: int, timeout: int) -> list[int]:
+    """Where sessions start in ``times`` (sorted): the indexes of each session's first message.
+
+    Each message joins the session before it when it comes at most ``gap`` seconds after the
+    previous message and at most ``timeout`` seconds after the session's first; otherwise it
+    starts the next session. This is the rule of live writes, applied to a known sequence (a
+    backfill recomputes a channel's sessions with it).
+    """
+    starts: list[int] = []
+    first = last = None
+    for index, at in enumerate(times):
+        if (
+            first is None
+            or last is None
+            or (at - last).total_seconds() > gap
+            or (at - first).total_seconds() > timeout
+        ):
+            starts.append(index)
+            first = at
+        last = at
+    return starts

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -17,7 +18,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from convostore.channels import ChannelInfo
+from convostore.channels import UNKNOWN_DM_NAME, ChannelInfo
 from convostore.chat import estimate_tokens
 from convostore.config import BotConfig
 from convostore.db import (
@@ -28,6 +29,7 @@ from convostore.db import (
     read_only,
     translate_errors,
 )
+from convostore.discord_messages import message_keywords
 from convostore.errors import (
     ConfigError,
     DatabaseLockedError,
@@ -36,8 +38,10 @@ from convostore.errors import (
     SchemaError,
     StorageError,
 )
-from convostore.records import ChatSession, StoredMessage
+from convostore.records import ChatSession, MessageRevision, StoredMessage
 from convostore.repositories import MessageRepository, SessionRepository
+from convostore.repositories.backfill import store_batch
+from convostore.repositories.lifecycle import LifecycleRepository
 from convostore.repositories.rows import NewMessage
 from convostore.schema import check_schema
 from convostore.sessions import base_session_id, fits_session, unique_session_id
@@ -50,6 +54,8 @@ ROLES = frozenset({"user", "assistant", "system"})
 _WRITE_ATTEMPTS = 5
 _FENCE_POLL_S = 0.05
 _T = TypeVar("_T")
+BACKFILL_BATCH = 5_000
+"""Messages per transaction of :meth:`BotStore.add_messages` (each holds SQLite's write lock)."""
 
 
 class _AlreadyStored(Exception):
@@ -73,7 +79,7 @@ def _lost_connection(exc: StorageError) -> bool:
     return isinstance(cause, DBAPIError) and bool(cause.connection_invalidated)
 
 
-def _decimal_id(value: int | str, what: str) -> str:
+def _decimal_id(value: object, what: str) -> str:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise InvalidInput(f"{what} must be an int or a decimal string, not {type(value).__name__}")
     text = str(value).strip()
@@ -89,13 +95,13 @@ def _message_id(value: int | str | None) -> str:
     return _decimal_id(value, "message_id")
 
 
-def _utc(value: datetime | None) -> datetime:
+def _utc(value: datetime | None, what: str = "timestamp") -> datetime:
     if value is None:
         return datetime.now(UTC)
     if not isinstance(value, datetime):
-        raise InvalidInput(f"timestamp must be a datetime, not {type(value).__name__}")
+        raise InvalidInput(f"{what} must be a datetime, not {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidInput("timestamp must be timezone-aware (naive datetimes are ambiguous)")
+        raise InvalidInput(f"{what} must be timezone-aware (naive datetimes are ambiguous)")
     return value.astimezone(UTC)
 
 
@@ -174,6 +180,51 @@ def _check_message_text(channel: ChannelInfo, *, username: str, role: str, conte
             raise InvalidInput(f"{what} {problem}")
 
 
+def _optional_id(value: int | str | None, what: str) -> str | None:
+    return None if value is None else _decimal_id(value, what)
+
+
+_ATTACHMENT_TEXT = ("filename", "url", "content_type")
+
+
+def _attachments(value: Any) -> list[dict[str, Any]]:
+    """Attachments as stored: ``{id, filename, url, content_type, size}`` each, ids decimal."""
+    if value is None:
+        return []
+    if isinstance(value, str | bytes | dict) or not hasattr(value, "__iter__"):
+        raise InvalidInput(f"attachments must be a list of dicts, not {type(value).__name__}")
+    result: list[dict[str, Any]] = []
+    for index, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise InvalidInput(f"attachments[{index}] must be a dict, not {type(item).__name__}")
+        unknown = set(item) - {"id", *_ATTACHMENT_TEXT, "size"}
+        if unknown:
+            raise InvalidInput(f"attachments[{index}] has unknown key(s): {sorted(unknown)}")
+        attachment_id = item.get("id")
+        attachment: dict[str, Any] = {"id": _decimal_id(attachment_id, f"attachments[{index}].id")}
+        for key in _ATTACHMENT_TEXT:
+            text = item.get(key)
+            if text is not None and not isinstance(text, str):
+                raise InvalidInput(f"attachments[{index}].{key} must be a str or None")
+            problem = None if text is None else _text_problem(text)
+            if problem is not None:
+                raise InvalidInput(f"attachments[{index}].{key} {problem}")
+            attachment[key] = text
+        size = item.get("size")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+            raise InvalidInput(f"attachments[{index}].size must be a non-negative int or None")
+        attachment["size"] = size
+        result.append(attachment)
+    return result
+
+
+def _storable_text(**values: str) -> None:
+    for what, value in values.items():
+        problem = _text_problem(value)
+        if problem is not None:
+            raise InvalidInput(f"{what.replace('_', ' ')} {problem}")
+
+
 async def _warn_of_legacy_files(config: BotConfig, connection: AsyncConnection) -> None:
     # The legacy code loads on first use: a bot that never had JSON files never imports it.
     from convostore.legacy.transition import unimported_files
@@ -235,6 +286,46 @@ def _refuse_missing_sqlite_file(config: BotConfig) -> None:
     raise SchemaError(
         f"{path}: no database file here; run `alembic upgrade head` to create it "
         "(or check storage.path)"
+    )
+
+
+def _new_message(
+    channel: ChannelInfo,
+    *,
+    user_id: int | str,
+    username: str,
+    role: str,
+    content: str,
+    message_id: int | str | None = None,
+    timestamp: datetime | None = None,
+    metadata: dict[str, Any] | None = None,
+    parent_id: int | str | None = None,
+    reply_to_message_id: int | str | None = None,
+    attachments: list[dict[str, Any]] | None = None,
+    edited_at: datetime | None = None,
+    author_is_bot: bool = False,
+) -> NewMessage:
+    """Validate ``add_message``'s arguments into the row to store (its session still unset)."""
+    _check_message_text(channel, username=username, role=role, content=content)
+    if not isinstance(author_is_bot, bool):
+        raise InvalidInput(f"author_is_bot must be a bool, not {type(author_is_bot).__name__}")
+    return NewMessage(
+        channel.id,
+        channel.name,
+        channel.type,
+        _decimal_id(user_id, "user_id"),
+        username,
+        "",
+        _message_id(message_id),
+        role,
+        content,
+        _utc(timestamp),
+        _metadata(metadata),
+        parent_id=_optional_id(parent_id, "parent_id") or channel.parent_id,
+        reply_to_message_id=_optional_id(reply_to_message_id, "reply_to_message_id"),
+        attachments=_attachments(attachments),
+        edited_at=None if edited_at is None else _utc(edited_at, "edited_at"),
+        author_is_bot=author_is_bot,
     )
 
 
@@ -329,45 +420,59 @@ class BotStore:
         message_id: int | str | None = None,
         timestamp: datetime | None = None,
         metadata: dict[str, Any] | None = None,
+        parent_id: int | str | None = None,
+        reply_to_message_id: int | str | None = None,
+        attachments: list[dict[str, Any]] | None = None,
+        edited_at: datetime | None = None,
+        author_is_bot: bool = False,
     ) -> StoredMessage:
         """Store one message in the channel's current session (opening a new one if needed).
 
         Storing the same ``message_id`` twice keeps one row and returns the existing one.
+        ``parent_id`` defaults to ``channel.parent_id`` (a thread's parent channel);
+        ``attachments`` are ``{id, filename, url, content_type, size}`` dicts.
         """
-        _check_message_text(channel, username=username, role=role, content=content)
-        user = _decimal_id(user_id, "user_id")
-        msg_id = _message_id(message_id)
-        at = _utc(timestamp)
-        meta = _metadata(metadata)
+        new = _new_message(
+            channel,
+            user_id=user_id,
+            username=username,
+            role=role,
+            content=content,
+            message_id=message_id,
+            timestamp=timestamp,
+            metadata=metadata,
+            parent_id=parent_id,
+            reply_to_message_id=reply_to_message_id,
+            attachments=attachments,
+            edited_at=edited_at,
+            author_is_bot=author_is_bot,
+        )
+        return await self._add(channel, new)
+
+    async def _add(
+        self,
+        channel: ChannelInfo,
+        new: NewMessage,
+        before: Callable[[Connection], NewMessage] | None = None,
+    ) -> StoredMessage:
+        """Store ``new`` in one unit of work; ``before`` may adjust it inside that unit first."""
         storage = self.config.storage
 
         def work(connection: Connection) -> StoredMessage:
             # Hot path, two statements: count the message in the open session if it fits, then
             # insert it (ON CONFLICT DO NOTHING). A message id already stored rolls back both.
+            message = new if before is None else before(connection)
             messages = MessageRepository(connection, self.bot_name)
             sessions = SessionRepository(connection, self.bot_name)
+            at = message.timestamp
             session_id = sessions.extend_open(
                 channel.id, at, gap=storage.session_gap, max_span=storage.session_timeout
             )
             if session_id is None:
                 session_id = self._start_session(sessions, channel, at)
-            stored = messages.add(
-                NewMessage(
-                    channel.id,
-                    channel.name,
-                    channel.type,
-                    user,
-                    username,
-                    session_id,
-                    msg_id,
-                    role,
-                    content,
-                    at,
-                    meta,
-                )
-            )
+            stored = messages.add(dataclasses.replace(message, session_id=session_id))
             if stored is None:
-                existing = messages.by_message_id(msg_id)
+                existing = messages.by_message_id(message.message_id)
                 if existing is None:  # deleted since the conflict: store it on the next attempt
                     raise _Retry
                 raise _AlreadyStored(existing)
@@ -377,6 +482,172 @@ class BotStore:
             return await self._write(work)
         except _AlreadyStored as already:
             return already.record
+
+    async def add_discord_message(self, message: Any, *, role: str | None = None) -> StoredMessage:
+        """Store a ``discord.Message`` with everything Discord says of it.
+
+        The channel is :meth:`ChannelInfo.from_message` (a DM named after its human, a thread
+        with its parent); ``role`` is ``assistant`` when the author is this bot's own user, else
+        ``user``, unless given; ``reply_to_message_id``, ``attachments``, ``edited_at`` and
+        ``author_is_bot`` come from the message. Every row of a DM carries one name: a message
+        that cannot tell the human (the bot's reply in a channel discord.py built without its
+        recipient) takes the name the channel's rows already have, and a newly learnt name
+        (a first message, a renamed user) is given to the channel's earlier rows too.
+        """
+        channel = ChannelInfo.from_message(message)
+        new = _new_message(channel, **message_keywords(message, role=role))
+        if channel.type != "dm":
+            return await self._add(channel, new)
+
+        def one_dm_name(connection: Connection) -> NewMessage:
+            messages = MessageRepository(connection, self.bot_name)
+            known = messages.channel_name(channel.id)
+            if new.channel_name == UNKNOWN_DM_NAME:
+                if known is None or known == UNKNOWN_DM_NAME:
+                    return new
+                return dataclasses.replace(new, channel_name=known)
+            if known is not None and known != new.channel_name:
+                messages.rename_channel(channel.id, new.channel_name)
+            return new
+
+        return await self._add(channel, new, before=one_dm_name)
+
+    async def add_messages(
+        self, channel: ChannelInfo, messages: Iterable[Mapping[str, Any] | Any]
+    ) -> list[StoredMessage]:
+        """Store many messages of one channel (a backfill), in order of ``messages``' records.
+
+        Each item is a mapping of :meth:`add_message`'s keywords (``user_id``, ``username``,
+        ``role``, ``content``, ``message_id``, ``timestamp``, ...) or a ``discord.Message`` (read
+        as :meth:`add_discord_message` does, e.g. from ``channel.history()``). They may come in
+        any order and be older than what the channel holds: the sessions around them are
+        recomputed, so every session of the channel keeps to the gap/timeout rule with exact
+        counts. A message id this bot already stored is not stored again (its record is
+        returned), so a rerun adds nothing. Everything is validated first: one bad item refuses
+        the whole call with an :class:`InvalidInput` naming its index, and nothing is stored.
+        Then one transaction per :data:`BACKFILL_BATCH` messages.
+        """
+        if not isinstance(channel, ChannelInfo):
+            raise InvalidInput(f"channel must be a ChannelInfo, not {type(channel).__name__}")
+        if isinstance(messages, str | bytes | Mapping) or not hasattr(messages, "__iter__"):
+            raise InvalidInput(
+                f"messages must be an iterable of mappings, not {type(messages).__name__}"
+            )
+        batch: list[NewMessage] = []
+        for index, item in enumerate(messages):
+            try:
+                if isinstance(item, Mapping):
+                    keywords = dict(item)
+                    if "message_id" not in keywords or keywords["message_id"] is None:
+                        raise InvalidInput(
+                            "message_id is required in a backfill (it makes reruns idempotent)"
+                        )
+                else:
+                    keywords = message_keywords(item)
+                batch.append(_new_message(channel, **keywords))
+            except InvalidInput as exc:
+                raise InvalidInput(f"messages[{index}]: {exc}") from None
+            except TypeError as exc:
+                raise InvalidInput(f"messages[{index}]: {exc}") from None
+        storage = self.config.storage
+        records: dict[str, StoredMessage] = {}
+        unique = list({new.message_id: new for new in reversed(batch)}.values())[::-1]
+        for start in range(0, len(unique), BACKFILL_BATCH):
+            part = unique[start : start + BACKFILL_BATCH]
+
+            def work(connection: Connection, part: list[NewMessage] = part) -> list[StoredMessage]:
+                stored = MessageRepository(connection, self.bot_name).by_message_ids(
+                    [new.message_id for new in part]
+                )
+                known = {record.message_id for record in stored}
+                fresh = [new for new in part if new.message_id not in known]
+                return stored + store_batch(
+                    connection,
+                    self.bot_name,
+                    channel.id,
+                    fresh,
+                    gap=storage.session_gap,
+                    timeout=storage.session_timeout,
+                )
+
+            for record in await self._write(work):
+                records[record.message_id] = record
+        return [records[new.message_id] for new in batch]
+
+    async def edit_message(
+        self,
+        message_id: int | str,
+        *,
+        content: str,
+        edited_at: datetime | None = None,
+    ) -> StoredMessage | None:
+        """Replace a stored message's content, keeping the earlier version (see :meth:`revisions`).
+
+        ``edited_at`` (default now) becomes the record's ``edited_at``. Returns the updated record,
+        or ``None`` for a message this bot never stored (or deleted). An edit that leaves the
+        content as it is (Discord sends edit events when embeds load) changes nothing, and so does
+        one older than the stored ``edited_at`` (an edit event delivered late).
+        """
+        msg_id = _decimal_id(message_id, "message_id")
+        if not isinstance(content, str):
+            raise InvalidInput(f"content must be a str, not {type(content).__name__}")
+        _storable_text(content=content)
+        at = _utc(edited_at, "edited_at")
+
+        def work(connection: Connection) -> StoredMessage | None:
+            current = MessageRepository(connection, self.bot_name).by_message_id(msg_id)
+            if current is None or current.content == content:
+                return current
+            if current.edited_at is not None and at < current.edited_at:
+                return current
+            LifecycleRepository(connection, self.bot_name).edit(
+                current.id,
+                old_content=current.content,
+                old_edited_at=current.edited_at,
+                content=content,
+                edited_at=at,
+            )
+            return dataclasses.replace(current, content=content, edited_at=at)
+
+        return await self._write(work)
+
+    async def revisions(self, message_id: int | str) -> list[MessageRevision]:
+        """The earlier versions of a stored message, oldest first (empty if never edited)."""
+        msg_id = _decimal_id(message_id, "message_id")
+
+        def work(connection: Connection) -> list[MessageRevision]:
+            return LifecycleRepository(connection, self.bot_name).revisions(msg_id)
+
+        return await self._read(work)
+
+    async def delete_messages(self, message_ids: int | str | Iterable[int | str]) -> int:
+        """Delete messages of this bot (one id, or many: the bulk-delete event); how many were.
+
+        Their earlier versions go with them, the content is gone from the database (rows are
+        deleted, not flagged), and each session keeps an exact ``message_count``; a session left
+        without messages is deleted. Ids this bot never stored are ignored, and another bot's
+        rows are never touched. One transaction: all of them or none.
+        """
+        if isinstance(message_ids, int | str):
+            ids = [_decimal_id(message_ids, "message_id")]
+        else:
+            try:
+                ids = [
+                    _decimal_id(value, f"message_ids[{i}]") for i, value in enumerate(message_ids)
+                ]
+            except TypeError:
+                raise InvalidInput(
+                    f"message_ids must be an id or an iterable of ids, not "
+                    f"{type(message_ids).__name__}"
+                ) from None
+        unique = sorted(set(ids))
+        if not unique:
+            return 0
+
+        def work(connection: Connection) -> int:
+            return LifecycleRepository(connection, self.bot_name).delete(unique)
+
+        return await self._write(work)
 
     def _start_session(
         self, sessions: SessionRepository, channel: ChannelInfo, at: datetime

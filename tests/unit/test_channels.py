@@ -443,7 +443,7 @@ def test_from_discord_threads(discord_state: Any, guild: discord.Guild, kind: in
     }
     thread = discord.Thread(guild=guild, state=discord_state, data=data)  # type: ignore[arg-type]
 
-    assert ChannelInfo.from_discord(thread) == ChannelInfo("11", "a/b thread", "channel")
+    assert ChannelInfo.from_discord(thread) == ChannelInfo("11", "a/b thread", "channel", "10")
 
 
 def test_from_discord_dm_uses_the_recipient(discord_state: Any, me: discord.ClientUser) -> None:

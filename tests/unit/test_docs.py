@@ -26,7 +26,7 @@ def test_readme_example_compiles_and_uses_the_public_api() -> None:
     }
     assert imported and imported <= set(convostore.__all__)
     methods = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
-    assert {"add_message", "history", "from_discord", "open"} <= methods
+    assert {"add_discord_message", "history", "from_message", "open"} <= methods
     assert len(example.splitlines()) <= 30
 
 

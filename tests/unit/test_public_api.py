@@ -12,6 +12,7 @@ def test_all_is_the_contract() -> None:
         "ConfigError",
         "ConvostoreError",
         "InvalidInput",
+        "MessageRevision",
         "StorageError",
         "StoredMessage",
         "load_config",

@@ -32,7 +32,9 @@ _conversations: Table = MESSAGES
 _sessions: Table = SESSIONS
 
 
-_MESSAGE_COLUMNS = (*MESSAGE_FIELDS[1:], "source")
+# The legacy files know none of the Discord columns of revision 0003 (parent_id ... author_is_bot):
+# imported rows take their defaults.
+_MESSAGE_COLUMNS = (*MESSAGE_FIELDS[1 : MESSAGE_FIELDS.index("metadata") + 1], "source")
 _SESSION_COLUMNS = (
     "bot_name",
     "channel_id",

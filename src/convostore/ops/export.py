@@ -198,6 +198,23 @@ _ID, _SESSION_ID, _TIMESTAMP, _METADATA = (
     MESSAGE_INDEX[key] for key in ("id", "session_id", "timestamp", "metadata")
 )
 _TEXT = slice(_ID + 1, _TIMESTAMP)
+# The Discord fields after the metadata (revision 0003), rendered as json.dumps would.
+_DISCORD = tuple(range(_METADATA + 1, len(_MESSAGE_KEYS)))
+
+
+def _discord_value(key: str, value: Any) -> Any:
+    if key == "edited_at":
+        return None if value is None else _iso(_timestamp(value))
+    if key == "attachments":
+        return value or []
+    if key == "author_is_bot":
+        return bool(value)
+    return value
+
+
+def _json_value(value: Any) -> str:
+    """``value`` as json.dumps(indent=2) writes it at a message's field depth."""
+    return json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n      ")
 
 
 def _json_message(row: Sequence[Any], timestamp: str, first: bool) -> str:
@@ -216,7 +233,12 @@ def _json_message(row: Sequence[Any], timestamp: str, first: bool) -> str:
         ("\n    {\n" if first else ",\n    {\n")
         + f"{_FIELD_PREFIXES[_ID]}{int(row[_ID])},\n{fields},\n"
         + f"{_FIELD_PREFIXES[_TIMESTAMP]}{encode_basestring(timestamp)},\n"
-        + f"{_FIELD_PREFIXES[_METADATA]}{meta}\n    }}"
+        + f"{_FIELD_PREFIXES[_METADATA]}{meta}"
+        + "".join(
+            f",\n{_FIELD_PREFIXES[i]}{_json_value(_discord_value(_MESSAGE_KEYS[i], row[i]))}"
+            for i in _DISCORD
+        )
+        + "\n    }"
     )
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Integer, Select, bindparam, select
+from sqlalchemy import Integer, Select, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
@@ -77,10 +78,55 @@ def newest_driver_sql(*, by_user: bool = False, by_session: bool = False) -> str
     return f"{DRIVER_SELECT} WHERE {where} ORDER BY timestamp DESC, id DESC LIMIT ?"
 
 
+_BY_MESSAGE_IDS = select(*MESSAGE_COLUMNS).where(
+    _T.c.bot_name == bindparam("bot_name"),
+    _T.c.message_id.in_(bindparam("ids", expanding=True)),
+)
+_NEWEST_CHANNEL_NAME = (
+    select(_T.c.channel_name)
+    .where(_T.c.bot_name == bindparam("bot_name"), _T.c.channel_id == bindparam("channel_id"))
+    .order_by(_T.c.timestamp.desc(), _T.c.id.desc())
+    .limit(1)
+)
+_RENAME_CHANNEL = (
+    update(_T)
+    .where(
+        _T.c.bot_name == bindparam("bot"),
+        _T.c.channel_id == bindparam("channel"),
+        _T.c.channel_name != bindparam("name"),
+    )
+    .values(channel_name=bindparam("name"))
+)
+
+
 class MessageRepository:
     def __init__(self, connection: Connection, bot_name: str) -> None:
         self.connection = connection
         self.bot_name = bot_name
+
+    def by_message_ids(self, message_ids: Sequence[str]) -> list[StoredMessage]:
+        """This bot's stored messages among ``message_ids`` (in no particular order)."""
+        records: list[StoredMessage] = []
+        for start in range(0, len(message_ids), 500):
+            result = self.connection.execute(
+                _BY_MESSAGE_IDS,
+                {"bot_name": self.bot_name, "ids": list(message_ids[start : start + 500])},
+            )
+            records.extend(message_from_row(row) for row in result)
+        return records
+
+    def channel_name(self, channel_id: str) -> str | None:
+        """The name the channel's newest row carries; ``None`` for a channel with no rows."""
+        name: str | None = self.connection.execute(
+            _NEWEST_CHANNEL_NAME, {"bot_name": self.bot_name, "channel_id": channel_id}
+        ).scalar()
+        return name
+
+    def rename_channel(self, channel_id: str, name: str) -> None:
+        """Give every row of the channel the name ``name``."""
+        self.connection.execute(
+            _RENAME_CHANNEL, {"bot": self.bot_name, "channel": channel_id, "name": name}
+        )
 
     def by_message_id(self, message_id: str) -> StoredMessage | None:
         row = self.connection.execute(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from operator import attrgetter
 from typing import Any, cast
@@ -42,12 +42,16 @@ MESSAGE_INDEX: Mapping[str, int] = {name: i for i, name in enumerate(MESSAGE_FIE
 # Columns SQLite stores as naive UTC ISO 8601 text. Its readers select that text and parse it with
 # ``datetime.fromisoformat``: per row, several times cheaper than the generic DATETIME processor
 # followed by UTCDateTime's.
-TIME_FIELDS: frozenset[str] = frozenset({"timestamp"})
+TIME_FIELDS: frozenset[str] = frozenset({"timestamp", "edited_at"})
 
 # How a value becomes the record's, per source, for the fields not taken as they come. ``{v}`` is
 # the stored value. Core's JSON processing hands out a fresh object; it is copied all the same, so
 # a record never shares a mutable value with anything else.
-_FROM_CORE: dict[str, str] = {"metadata": "None if {v} is None else dict({v})"}
+_FROM_CORE: dict[str, str] = {
+    "metadata": "None if {v} is None else dict({v})",
+    "attachments": "[] if {v} is None else [dict(a) for a in {v}]",
+    "author_is_bot": "bool({v})",
+}
 _TEXT_TIME = "_fromisoformat({v} + '+00:00')"  # an aware datetime in datetime.UTC
 _FROM_SQLITE_TEXT: dict[str, str] = {**_FROM_CORE, **{f: _TEXT_TIME for f in TIME_FIELDS}}
 # Rows read through the DBAPI: JSON arrives as its text. JSON's null is how the JSON column stores
@@ -55,6 +59,8 @@ _FROM_SQLITE_TEXT: dict[str, str] = {**_FROM_CORE, **{f: _TEXT_TIME for f in TIM
 _FROM_DRIVER: dict[str, str] = {
     **{f: _TEXT_TIME for f in TIME_FIELDS},
     "metadata": "None if {v} is None or {v} == 'null' else _loads({v})",
+    "attachments": "[] if {v} is None or {v} == 'null' else _loads({v})",
+    "author_is_bot": "bool({v})",
 }
 
 # The fields a history read through the DBAPI selects: bot and channel are the caller's own values.
@@ -145,6 +151,11 @@ class NewMessage:
     content: str
     timestamp: datetime
     metadata: dict[str, Any] | None
+    parent_id: str | None = None
+    reply_to_message_id: str | None = None
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    edited_at: datetime | None = None
+    author_is_bot: bool = False
 
     def params(self, bot_name: str) -> dict[str, Any]:
         """The bound parameters of an insert of this message for ``bot_name``."""
