@@ -129,7 +129,8 @@ async def test_backfill_batches_over_the_transaction_size(
 
 async def test_backfill_keeps_the_discord_fields(bf_store: BotStore) -> None:
     thread = ChannelInfo("11", "t", "channel", parent_id="10")
-    [stored] = await bf_store.add_messages(
+    edited = T0 + timedelta(seconds=5, microseconds=7)
+    stored = await bf_store.add_messages(
         thread,
         [
             item(
@@ -139,15 +140,33 @@ async def test_backfill_keeps_the_discord_fields(bf_store: BotStore) -> None:
                 attachments=[{"id": 3, "filename": "a.txt"}],
                 author_is_bot=True,
                 role="assistant",
-            )
+                edited_at=edited,
+                metadata={"k": ["v", 1]},
+            ),
+            item(2, 1),
         ],
     )
-    [read] = await bf_store.history(thread)
-    assert read == stored
+    assert await bf_store.history(thread) == stored
+    read = stored[0]
     assert (read.parent_id, read.reply_to_message_id, read.author_is_bot) == ("10", "7", True)
+    assert (read.edited_at, read.metadata) == (edited, {"k": ["v", 1]})
     assert read.attachments == [
         {"id": "3", "filename": "a.txt", "url": None, "content_type": None, "size": None}
     ]
+    assert (stored[1].edited_at, stored[1].attachments, stored[1].metadata) == (None, [], None)
+    # What a backfill wrote is what add_message writes, byte for byte in the database.
+    await bf_store.add_message(thread, **item(3, 2, metadata={"k": ["v", 1]}, edited_at=edited))
+    async with bf_store.engine.connect() as connection:
+        rows = (
+            await connection.execute(
+                text(
+                    "SELECT timestamp, metadata, attachments, edited_at, author_is_bot"
+                    " FROM conversations WHERE message_id IN ('1', '3') ORDER BY message_id"
+                )
+            )
+        ).all()
+    assert [type(v) for v in rows[0]] == [type(v) for v in rows[1]]
+    assert (rows[0][1], rows[0][3]) == (rows[1][1], rows[1][3])  # metadata, edited_at
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,28 @@ from convostore.repositories.rows import (
 )
 
 AT = datetime(2024, 1, 8, 14, 30, 0, 123456, tzinfo=UTC)
-NEW = NewMessage("7", "général", "channel", "42", "ålice", "s1", "99", "user", "hi", AT, {"k": [1]})
+NEW = NewMessage(
+    "7",
+    "général",
+    "channel",
+    "42",
+    "ålice",
+    "s1",
+    "99",
+    "user",
+    "hi",
+    AT,
+    {"k": [1]},
+    parent_id="3",
+    reply_to_message_id="98",
+    attachments=[{"id": "1", "filename": "a", "url": None, "content_type": None, "size": 2}],
+    edited_at=AT,
+    author_is_bot=True,
+)
+_TEXT_AT = "2024-01-08 14:30:00.123456"
+_ATTACHMENTS_JSON = '[{"id": "1", "filename": "a", "url": null, "content_type": null, "size": 2}]'
+# The Discord fields of revision 0003 as the driver returns them on SQLite.
+_DRIVER_DISCORD = ("3", "98", _ATTACHMENTS_JSON, _TEXT_AT, 1)
 
 
 def test_one_field_list_everywhere() -> None:
@@ -50,15 +71,20 @@ def test_every_builder_makes_the_record_init_makes() -> None:
     assert stored.metadata is not NEW.metadata  # detached from the caller's dict
     values = dataclasses.astuple(expected)
     assert message_from_row(values) == expected
-    text_row = (*values[:11], "2024-01-08 14:30:00.123456", values[12])
+    text_row = (*values[:11], _TEXT_AT, values[12], *values[13:16], _TEXT_AT, values[17])
     assert message_from_sqlite_row(text_row) == expected
-    driver_row = (5, *values[3:11], "2024-01-08 14:30:00.123456", '{"k": [1]}')
+    driver_row = (5, *values[3:11], _TEXT_AT, '{"k": [1]}', *_DRIVER_DISCORD)
     [built] = messages_from_driver_rows([driver_row], "sage", "7")
     assert built == expected and built.timestamp.tzinfo is UTC
-    null_json = (*driver_row[:-1], "null")
-    sql_null = (*driver_row[:-1], None)
+    assert built.edited_at is not None and built.edited_at.tzinfo is UTC
+    assert built.author_is_bot is True
+    null_json = (*driver_row[:10], "null", *_DRIVER_DISCORD)
+    sql_null = (*driver_row[:10], None, *_DRIVER_DISCORD)
     assert messages_from_driver_rows([null_json, sql_null], "sage", "7")[0].metadata is None
     assert messages_from_driver_rows([sql_null], "sage", "7")[0].metadata is None
+    plain = (*driver_row[:11], None, None, None, None, 0)  # a row that predates revision 0003
+    [old] = messages_from_driver_rows([plain], "sage", "7")
+    assert (old.attachments, old.edited_at, old.author_is_bot) == ([], None, False)
 
 
 def test_params_bind_every_column_but_the_id() -> None:

@@ -12,19 +12,22 @@ so they are exact.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
-from collections.abc import Sequence
+import json
+import sqlite3
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from convostore.models import ChatSessionModel, ConversationModel
 from convostore.records import StoredMessage
-from convostore.repositories.rows import NewMessage
+from convostore.repositories.rows import NEW_MESSAGE_FIELDS, NewMessage, message_from_row
 from convostore.sessions import base_session_id, cut, unique_session_id
 
 _C = cast(Table, ConversationModel.__table__)
@@ -65,8 +68,54 @@ _INSERT_SESSION = insert(_S)
 _MOVE_MESSAGE = (
     update(_C).where(_C.c.id == bindparam("row_id")).values(session_id=bindparam("new_session"))
 )
-_INSERT_MESSAGES = insert(_C).returning(_C.c.id, sort_by_parameter_order=True)
+_INSERT_MESSAGES = insert(_C)
+_NEW_IDS = select(_C.c.message_id, _C.c.id).where(
+    _C.c.bot_name == bindparam("bot"), _C.c.message_id.in_(bindparam("ids", expanding=True))
+)
 _DELETE_SESSIONS = delete(_S).where(_S.c.id.in_(bindparam("row_ids", expanding=True)))
+
+
+# The row values of a NewMessage, in NEW_MESSAGE_FIELDS order (the columns but id and bot_name).
+_values = cast(Callable[[NewMessage], tuple[Any, ...]], attrgetter(*NEW_MESSAGE_FIELDS))
+_SESSION = NEW_MESSAGE_FIELDS.index("session_id")
+_DRIVER_INSERT = (
+    f"INSERT INTO conversations (bot_name, {', '.join(NEW_MESSAGE_FIELDS)})"
+    f" VALUES ({', '.join('?' * (len(NEW_MESSAGE_FIELDS) + 1))})"
+)
+# How the column types store a value on SQLite, per field that is not stored as it comes:
+# UTCDateTime as naive UTC text with microseconds, JSON as its text (None as 'null'), booleans
+# as 0/1.
+_TIMES = [NEW_MESSAGE_FIELDS.index(f) for f in ("timestamp", "edited_at")]
+_JSONS = [NEW_MESSAGE_FIELDS.index(f) for f in ("metadata", "attachments")]
+_BOOLS = [NEW_MESSAGE_FIELDS.index("author_is_bot")]
+
+
+def _driver_row(values: tuple[Any, ...], bot_name: str) -> tuple[Any, ...]:
+    row = [bot_name, *values]
+    for index in _TIMES:
+        at = values[index]
+        if at is not None:
+            row[index + 1] = at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    for index in _JSONS:
+        value = values[index]
+        row[index + 1] = "null" if value is None else "[]" if value == [] else json.dumps(value)
+    for index in _BOOLS:
+        row[index + 1] = int(values[index])
+    return tuple(row)
+
+
+def _insert_pysqlite(connection: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """The insert on the synchronous SQLite driver, values converted as the column types would.
+
+    Core's per-row parameter processing cost more than SQLite's own work for a backfill; this
+    is the history read's shortcut in the other direction, in the unit of work's transaction.
+    """
+    driver_connection = connection.connection.driver_connection
+    try:
+        driver_connection.executemany(_DRIVER_INSERT, rows)  # type: ignore[union-attr]
+    except sqlite3.Error as exc:
+        # The wrapping Core applies, so the store translates (and retries) it as any other error.
+        raise DBAPIError.instance(_DRIVER_INSERT, rows[:1], exc, sqlite3.Error) from exc
 
 
 @dataclass(slots=True)
@@ -162,12 +211,34 @@ def store_batch(
                 moves.append({"row_id": item.row_id, "new_session": session_id})
     if moves:
         connection.execute(_MOVE_MESSAGE, moves)
-    placed = [
-        dataclasses.replace(row, session_id=session_id)
-        for row, session_id in zip(rows, session_of_new, strict=True)
-    ]
-    ids = connection.execute(_INSERT_MESSAGES, [m.params(bot_name) for m in placed]).scalars()
+    values = []
+    for row, session_id in zip(rows, session_of_new, strict=True):
+        placed = list(_values(row))
+        placed[_SESSION] = session_id
+        values.append(tuple(placed))
+    # A plain executemany: RETURNING would make SQLAlchemy insert row by row on SQLite to keep
+    # the ids in parameter order. The ids are read back by message id (unique per bot) instead.
+    if connection.dialect.driver == "pysqlite":
+        _insert_pysqlite(connection, [_driver_row(v, bot_name) for v in values])
+    else:
+        connection.execute(
+            _INSERT_MESSAGES,
+            [
+                {"bot_name": bot_name, **dict(zip(NEW_MESSAGE_FIELDS, v, strict=True))}
+                for v in values
+            ],
+        )
+    ids: dict[str, int] = {}
+    new_ids = [row.message_id for row in rows]
+    for offset in range(0, len(new_ids), 500):
+        result = connection.execute(
+            _NEW_IDS, {"bot": bot_name, "ids": new_ids[offset : offset + 500]}
+        )
+        ids.update((message_id, row_id) for message_id, row_id in result)
     gone = [row.id for row in affected if row.id not in kept]
     if gone:
         connection.execute(_DELETE_SESSIONS, {"row_ids": gone})
-    return [m.stored(row_id, bot_name) for row_id, m in zip(ids.all(), placed, strict=True)]
+    return [
+        message_from_row((ids[row.message_id], bot_name, *value))
+        for row, value in zip(rows, values, strict=True)
+    ]
