@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "convostore.cli.ops",
     "convostore.cli.export",
     "convostore.cli.doctor",
+    "convostore.cli.copy",
 )
 
 
