@@ -102,6 +102,7 @@ def _print(console: Any, result: Any, dry_run: bool) -> None:
         for name, count in result.tables.items()
     )
     if dry_run:
+        figures = ", ".join(f"{name} {c.source:,}" for name, c in result.tables.items())
         already = ", ".join(f"{name} {c.target:,}" for name, c in result.tables.items())
         console.print(
             f"{escape(result.bot)}: would copy {figures} from {escape(result.source)} to "
