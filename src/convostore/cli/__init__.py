@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "convostore.cli.export",
     "convostore.cli.doctor",
     "convostore.cli.copy",
+    "convostore.cli.serve",
 )
 
 
