@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import MetaData, insert, select
+from sqlalchemy import MetaData, insert, select, text
 
 from convostore import BotConfig, BotStore
 from convostore.cli import main
@@ -310,3 +310,64 @@ def test_copy_beside_live_writers(
     conversations = after["bots"][0]["tables"]["conversations"]
     assert conversations == {"source": 5_000 + written, "target": 5_000 + written}
     assert dump(target, "sage") == dump(source, "sage")
+
+
+_NOTES = """CREATE TABLE message_notes (
+    id INTEGER PRIMARY KEY,
+    conversation_id INTEGER NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    note TEXT NOT NULL
+)"""
+
+
+def _sql(url: str, *statements: str) -> list[Any]:
+    async def run() -> list[Any]:
+        engine = create_engine(async_url(url), null_pool=True)
+        try:
+            async with engine.begin() as connection:
+                result: list[Any] = []
+                for statement in statements:
+                    found = await connection.execute(text(statement))
+                    result = list(found.all()) if found.returns_rows else []
+                return result
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def test_a_table_added_later_is_copied_with_its_references_repointed(
+    make_config: ConfigFactory, db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A child table (as message_revisions) is found from the schema, its ids re-pointed."""
+    asyncio.run(fill(make_config, "sage"))
+    notes = (
+        _NOTES
+        if "sqlite" in db_url
+        else _NOTES.replace("INTEGER PRIMARY KEY", "SERIAL PRIMARY KEY")
+    )
+    _sql(
+        db_url,
+        notes,
+        "INSERT INTO message_notes (conversation_id, note) SELECT id, 'note on ' || content "
+        "FROM conversations WHERE bot_name = 'sage' AND content LIKE '%general 1'",
+        "INSERT INTO message_notes (conversation_id, note) SELECT id, 'twice' "
+        "FROM conversations WHERE bot_name = 'sage' AND content LIKE '%dm hello'",
+        "INSERT INTO message_notes (conversation_id, note) SELECT id, 'twice' "
+        "FROM conversations WHERE bot_name = 'sage' AND content LIKE '%dm hello'",
+    )
+    target = f"sqlite:///{tmp_path}/target.db"
+    upgrade(f"sqlite+aiosqlite:///{tmp_path}/target.db")
+    _sql(target, _NOTES)
+    # The target already holds another bot's rows: its ids differ from the source's.
+    other = BotConfig.model_validate({"name": "echo", "storage": {"url": target}})
+    asyncio.run(fill(lambda name, **_: other, "echo"))
+
+    for _ in range(2):  # the rerun adds nothing twice, even for rows without a unique key
+        done = copy_json(capsys, "--from", db_url, "--to", target, "--bot", "sage")
+        assert done["ok"] is True
+        assert done["bots"][0]["tables"]["message_notes"] == {"source": 3, "target": 3}
+    joined = (
+        "SELECT c.content, n.note FROM message_notes n JOIN conversations c "
+        "ON c.id = n.conversation_id WHERE c.bot_name = 'sage' ORDER BY n.note"
+    )
+    assert sorted(_sql(target, joined)) == sorted(_sql(db_url, joined))
