@@ -229,16 +229,15 @@ def _no_config_dir() -> Iterator[None]:
 
 
 def script_location() -> Path:
-    """The Alembic script directory: inside the package if it ships there, else the repository's."""
+    """The Alembic script directory: the one shipped inside the package, else the repository's."""
     package = Path(__file__).resolve().parent.parent
-    for candidate in (
-        package / "migrations",
-        package / "alembic",
-        package.parent.parent / "alembic",
-    ):
+    inside = sorted(
+        env.parent for env in package.glob("*/env.py") if (env.parent / "versions").is_dir()
+    )
+    for candidate in [*inside, package.parent.parent / "alembic"]:
         if (candidate / "env.py").is_file():
             return candidate
-    raise OperationError("cannot find convostore's Alembic revisions (alembic/env.py)")
+    raise OperationError("cannot find convostore's Alembic revisions (env.py and versions/)")
 
 
 def upgrade_target(url: str, revision: str) -> None:
