@@ -29,7 +29,8 @@ from alembic.util import CommandError
 from sqlalchemy.engine import Connection, Engine
 
 from convostore.config import CONFIG_DIR_ENV, BotConfig, async_url, load_configs, redact_url
-from convostore.db import create_engine, translate
+from convostore.db import translate
+from convostore.engine import make_engine
 from convostore.errors import ConvostoreError, SchemaError, StorageError
 from convostore.models import Base, UTCDateTime
 from convostore.ops import guard
@@ -164,7 +165,7 @@ async def _migrate(url: str) -> None:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         guard.prepare_new_sqlite(Path(str(parsed.database)))
-    engine = create_engine(url, foreign_keys=False, null_pool=True)
+    engine = make_engine(url, foreign_keys=False, null_pool=True)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(do_run_migrations)

@@ -21,15 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from convostore.channels import UNKNOWN_DM_NAME, ChannelInfo
 from convostore.chat import estimate_tokens
 from convostore.config import BotConfig
-from convostore.db import (
-    BUSY_TIMEOUT_MS,
-    RESTORE_FENCE,
-    Transactions,
-    create_engine,
-    read_only,
-    translate_errors,
-)
+from convostore.db import RESTORE_FENCE, translate_errors
 from convostore.discord_messages import message_keywords
+from convostore.engine import BUSY_TIMEOUT_MS, make_engine, read_only
 from convostore.errors import (
     ConfigError,
     DatabaseLockedError,
@@ -45,6 +39,7 @@ from convostore.repositories.lifecycle import LifecycleRepository
 from convostore.repositories.rows import NewMessage
 from convostore.schema import check_schema
 from convostore.sessions import base_session_id, fits_session, unique_session_id
+from convostore.unit_of_work import UnitOfWorkRunner
 
 logger = logging.getLogger(__name__)
 
@@ -337,7 +332,7 @@ class BotStore:
         self.bot_name = config.name
         self.engine = engine
         self._where = config.safe_database_url
-        self._transactions = Transactions(engine)
+        self._runner = UnitOfWorkRunner(engine)
 
     @classmethod
     @asynccontextmanager
@@ -351,7 +346,7 @@ class BotStore:
         # No pre-ping: on asyncpg it costs three round trips per checkout (BEGIN, ping, ROLLBACK),
         # more than a history read itself. A connection the server dropped fails its unit of
         # work instead, which is run once more on a fresh connection (see _lost_connection).
-        engine = create_engine(
+        engine = make_engine(
             config.database_url, synchronous=config.storage.synchronous, pool_pre_ping=False
         )
         store: BotStore | None = None
@@ -364,7 +359,7 @@ class BotStore:
             yield store
         finally:
             if store is not None:
-                await store._transactions.close()
+                await store._runner.close()
             await engine.dispose()
 
     async def _write(self, work: Callable[[Connection], _T]) -> _T:
@@ -383,7 +378,7 @@ class BotStore:
         for attempt in range(1, _WRITE_ATTEMPTS + 1):
             try:
                 with translate_errors(self._where):
-                    return await self._transactions.write(work)
+                    return await self._runner.write(work)
             except DatabaseLockedError:
                 raise
             except StorageError as exc:
@@ -402,12 +397,12 @@ class BotStore:
     async def _read(self, work: Callable[[Connection], _T]) -> _T:
         try:
             with translate_errors(self._where):
-                return await self._transactions.read(work)
+                return await self._runner.read(work)
         except StorageError as exc:
             if not _lost_connection(exc):
                 raise
         with translate_errors(self._where):
-            return await self._transactions.read(work)
+            return await self._runner.read(work)
 
     async def add_message(
         self,

@@ -30,8 +30,8 @@ async def test_every_sqlite_connection_applies_the_setting(
     )
     async with BotStore.open(config) as store:
         # The worker thread's connections: the one writes use, and the one reads reuse.
-        assert await store._transactions.write(_synchronous) == _LEVEL[setting]
-        assert await store._transactions.read(_synchronous) == _LEVEL[setting]
+        assert await store._runner.write(_synchronous) == _LEVEL[setting]
+        assert await store._runner.read(_synchronous) == _LEVEL[setting]
         # The async engine's connections (opening the store, maintenance jobs).
         async with store.engine.connect() as connection:
             assert await connection.run_sync(_synchronous) == _LEVEL[setting]

@@ -61,9 +61,9 @@ async def test_read_only_database_error_is_clear(tmp_path: Path, sqlite_template
 async def test_locked_database(
     tmp_path: Path, sqlite_template: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import convostore.db
+    import convostore.engine
 
-    monkeypatch.setattr(convostore.db, "BUSY_TIMEOUT_MS", 200)
+    monkeypatch.setattr(convostore.engine, "BUSY_TIMEOUT_MS", 200)
     db = tmp_path / "locked.db"
     shutil.copyfile(sqlite_template, db)
     holder = sqlite3.connect(db, isolation_level=None)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from convostore import BotConfig, BotStore, ChannelInfo, ConfigError, InvalidInput, load_config
-from convostore.db import create_engine
+from convostore.engine import make_engine
 from convostore.errors import DatabaseUnavailableError, SchemaError, StorageError
 
 GENERAL = ChannelInfo.channel(channel_id=1, name="general")
@@ -115,7 +115,7 @@ async def test_parent_that_is_a_file(tmp_path: Path) -> None:
             pass
     # Where a database is created (alembic, init), the same path is one StorageError line.
     with pytest.raises(StorageError) as info:
-        create_engine(f"sqlite+aiosqlite:///{path}")
+        make_engine(f"sqlite+aiosqlite:///{path}")
     assert str(info.value).startswith(f"{path}: cannot create the database's directory {blocker}: ")
     assert "\n" not in str(info.value)
     assert os.listdir(tmp_path) == ["data"]

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import Table, insert, select
 
 from convostore import BotConfig, ConfigError
-from convostore.db import create_engine
+from convostore.engine import make_engine
 from convostore.errors import OperationError
 from convostore.legacy import names
 from convostore.legacy.names import NameChange, discord_client, discord_token, resolve_names
@@ -212,7 +212,7 @@ async def add_rows(
     db_url: str, rows: list[tuple[str, str, str, str, str, str | None]] = ROWS
 ) -> None:
     """Insert rows as the importer (source 'legacy') and a live bot (source NULL) write them."""
-    engine = create_engine(db_url, null_pool=True)
+    engine = make_engine(db_url, null_pool=True)
     try:
         async with engine.begin() as connection:
             sessions = {(bot, channel, source) for bot, channel, *_, source in rows}
@@ -260,7 +260,7 @@ async def add_rows(
 
 async def read_rows(db_url: str) -> list[tuple[str, str, str, str, str, str, str | None]]:
     """(message_id, bot, channel_id, channel_name, channel_type, username, source) by message id."""
-    engine = create_engine(db_url, null_pool=True)
+    engine = make_engine(db_url, null_pool=True)
     try:
         async with engine.connect() as connection:
             result = await connection.execute(

@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, inspect
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
 
-from convostore.db import install_sqlite_transaction_handling
+from convostore.engine import install_sqlite_transaction_handling
 from convostore.schema import KNOWN_REVISIONS
 from tests.conftest import BACKENDS, ROOT, PostgresDatabases, upgrade
 from tests.conftest import alembic_config as make_alembic_config

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Table, insert
 
 from convostore import BotStore, ChannelInfo
-from convostore.db import create_engine
+from convostore.engine import make_engine
 from convostore.errors import InvalidInput, OperationError
 from convostore.models import ChatSessionModel, ConversationModel
 from convostore.ops.export import export_bot, parse_since, safe_session_name, stored_channel
@@ -84,7 +84,7 @@ async def insert_raw(
     channel_name: Callable[[str], str] = lambda channel_id: f"raw-{channel_id}",
 ) -> None:
     """Insert bot sage's sessions and messages as given, bypassing the store's rules."""
-    engine = create_engine(url, null_pool=True)
+    engine = make_engine(url, null_pool=True)
     sessions_table = cast(Table, ChatSessionModel.__table__)
     conversations = cast(Table, ConversationModel.__table__)
     try:

@@ -47,10 +47,12 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from convostore.channels import ChannelInfo
 from convostore.config import BotConfig
-from convostore.db import Transactions, create_engine, translate_errors
+from convostore.db import translate_errors
+from convostore.engine import make_engine
 from convostore.errors import ConfigError, InvalidInput, OperationError
 from convostore.legacy.rules import SOURCE, channel_placeholder, user_placeholder
 from convostore.models import ConversationModel
+from convostore.unit_of_work import UnitOfWorkRunner
 
 logger = logging.getLogger(__name__)
 
@@ -211,7 +213,7 @@ class _Resolver:
     def __init__(
         self,
         bot: str,
-        transactions: Transactions,
+        transactions: UnitOfWorkRunner,
         client: NamesClient,
         *,
         dry_run: bool,
@@ -506,10 +508,10 @@ async def resolve_names(
         raise InvalidInput("concurrency must be at least 1")
     # Pooled: thousands of short transactions; a new PostgreSQL connection for each would cost
     # more than the update itself. No pre-ping: the run is short and a failure is reported.
-    engine = create_engine(
+    engine = make_engine(
         config.database_url, synchronous=config.storage.synchronous, pool_pre_ping=False
     )
-    transactions = Transactions(engine)
+    transactions = UnitOfWorkRunner(engine)
     where = f"resolve-names of {config.name} on {config.safe_database_url}"
     resolver = _Resolver(config.name, transactions, client, dry_run=dry_run, sleep=sleep)
     try:

@@ -15,7 +15,8 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.pool import NullPool
 
 from convostore.config import BotConfig, redact_url
-from convostore.db import create_engine, install_sqlite_transaction_handling, translate_errors
+from convostore.db import translate_errors
+from convostore.engine import install_sqlite_transaction_handling, make_engine
 from convostore.errors import LegacyImportError, SchemaError
 from convostore.legacy.importer import LegacyImport, default_config
 from convostore.legacy.report import ImportProgress, ImportReport
@@ -61,7 +62,7 @@ def run_on_database(url: str, work: Callable[[Connection], None]) -> None:
         return
 
     async def run() -> None:
-        async_engine = create_engine(url, null_pool=True)
+        async_engine = make_engine(url, null_pool=True)
         try:
             async with async_engine.connect() as connection:
                 await connection.run_sync(work)

@@ -27,13 +27,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateIndex
 
 from convostore.config import BotConfig
-from convostore.db import (
+from convostore.db import translate
+from convostore.engine import (
     BUSY_TIMEOUT_MS,
     READ_ONLY_OPTION,
     install_sqlite_transaction_handling,
-    translate,
+    make_engine,
 )
-from convostore.db import create_engine as create_async_engine
 from convostore.errors import ConvostoreError
 from convostore.models import Base
 from convostore.ops.backup import MANIFEST_SUFFIX
@@ -376,7 +376,7 @@ def _sqlite_findings(path: Path, bot_name: str, full: bool | None) -> list[Findi
 
 
 async def _postgresql_findings(url: str, where: str, bot_name: str) -> list[Finding]:
-    engine = create_async_engine(url, null_pool=True)
+    engine = make_engine(url, null_pool=True)
     try:
         async with engine.connect() as connection:
 
@@ -416,12 +416,12 @@ async def _pending_legacy(bot: BotConfig) -> list[Path]:
         return []
     path = bot.sqlite_path
     if path is None:
-        engine = create_async_engine(bot.database_url, null_pool=True)
+        engine = make_engine(bot.database_url, null_pool=True)
     else:
-        from sqlalchemy.ext.asyncio import create_async_engine as plain_async_engine
+        from sqlalchemy.ext.asyncio import create_async_engine
         from sqlalchemy.pool import NullPool
 
-        engine = plain_async_engine(
+        engine = create_async_engine(
             f"sqlite+aiosqlite:///{_read_only_uri(path)}&uri=true", poolclass=NullPool
         )
     try:

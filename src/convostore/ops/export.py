@@ -42,7 +42,8 @@ from sqlalchemy.engine import Connection
 
 from convostore.channels import ChannelInfo
 from convostore.config import BotConfig
-from convostore.db import create_engine, read_only, translate_errors
+from convostore.db import translate_errors
+from convostore.engine import make_engine, read_only
 from convostore.errors import InvalidInput, OperationError
 from convostore.models import ChatSessionModel, ConversationModel
 from convostore.ops import write_error
@@ -433,7 +434,7 @@ async def read_bot_database(config: BotConfig, work: Callable[[Connection], _T])
     path = config.sqlite_path
     if path is not None and not path.is_file():
         raise OperationError(f"{path}: database file not found (bot {config.name})")
-    engine = create_engine(config.database_url, null_pool=True)
+    engine = make_engine(config.database_url, null_pool=True)
     try:
         with translate_errors(where):
             async with read_only(engine).connect() as connection:

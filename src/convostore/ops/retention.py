@@ -27,9 +27,11 @@ from sqlalchemy.sql import Select
 from sqlalchemy.sql.expression import Exists
 
 from convostore.config import BotConfig
-from convostore.db import Transactions, create_engine, translate_errors
+from convostore.db import translate_errors
+from convostore.engine import make_engine
 from convostore.errors import InvalidInput, OperationError
 from convostore.models import ChatSessionModel, ConversationModel
+from convostore.unit_of_work import UnitOfWorkRunner
 
 _S = cast(Table, ChatSessionModel.__table__)
 _C = cast(Table, ConversationModel.__table__)
@@ -196,8 +198,8 @@ async def doomed_sessions(
     if cutoffs["channel"] is None and cutoffs["dm"] is None:
         return 0
     query = doomed_sessions_query(config.name, cutoffs, details=False).order_by(None).subquery()
-    engine = create_engine(config.database_url, null_pool=True)
-    transactions = Transactions(engine)
+    engine = make_engine(config.database_url, null_pool=True)
+    transactions = UnitOfWorkRunner(engine)
     try:
         with translate_errors(f"cleanup of {config.name} on {config.safe_database_url}"):
             return int(
@@ -235,10 +237,10 @@ async def cleanup(
             return CleanupResult(bot, cutoffs, 0, 0, dry_run)
         space = await _reclaim(config, vacuum=True, before=before)
         return CleanupResult(bot, cutoffs, 0, 0, dry_run, space=space)
-    engine = create_engine(
+    engine = make_engine(
         config.database_url, synchronous=config.storage.synchronous, null_pool=True
     )
-    transactions = Transactions(engine)
+    transactions = UnitOfWorkRunner(engine)
     where = f"cleanup of {bot} on {config.safe_database_url}"
     try:
         with translate_errors(where):
@@ -296,7 +298,7 @@ async def _reclaim(config: BotConfig, *, vacuum: bool, before: int | None) -> Sp
         return await asyncio.to_thread(reclaim_sqlite_space, path, vacuum=vacuum, before=before)
     if not vacuum:
         return None  # autovacuum makes the space reusable
-    engine = create_engine(config.database_url, null_pool=True)
+    engine = make_engine(config.database_url, null_pool=True)
     try:
         with translate_errors(f"VACUUM on {config.safe_database_url}"):
             async with engine.connect() as connection:

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from convostore.records import StoredMessage
-from convostore.repositories import rows
+from convostore.repositories import driver, rows
 from convostore.repositories.rows import (
     DRIVER_SELECT,
     MESSAGE_COLUMNS,
@@ -136,9 +136,12 @@ class MessageRepository:
 
     def add(self, message: NewMessage) -> StoredMessage | None:
         """Insert one message; ``None`` if this bot already stored its id (nothing done)."""
-        new_id = self.connection.execute(
-            _INSERT[self.connection.dialect.name], message.params(self.bot_name)
-        ).scalar()
+        params = message.params(self.bot_name)
+        if self.connection.dialect.driver == "pysqlite":
+            row = driver.execute(self.connection, _INSERT["sqlite"], params).fetchone()
+            new_id = None if row is None else row[0]
+        else:
+            new_id = self.connection.execute(_INSERT[self.connection.dialect.name], params).scalar()
         return None if new_id is None else message.stored(new_id, self.bot_name)
 
     def newest(

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 
 from convostore.models import UTCDateTime
 from convostore.records import ChatSession
+from convostore.repositories import driver
 from convostore.repositories.rows import SESSION_COLUMNS, SESSIONS, session_from_row
 
 _T = SESSIONS
@@ -79,21 +80,22 @@ class SessionRepository:
 
     def extend_open(self, channel_id: str, at: datetime, *, gap: int, max_span: int) -> str | None:
         """Count a message at ``at`` in the open session if it fits it; that ``session_id``."""
-        session_id: str | None = self.connection.execute(
-            _EXTEND_OPEN,
-            {
-                "bot": self.bot_name,
-                "channel": channel_id,
-                "at": at,
-                # started_at in [at - max_span, at + gap], last_activity in
-                # [at - gap, at + max_span]: with last - start <= max_span already, exactly
-                # "within the gap on either side, and the widened span fits the timeout".
-                "not_after_start": at + timedelta(seconds=gap),
-                "not_before_start": at - timedelta(seconds=max_span),
-                "not_before_last": at - timedelta(seconds=gap),
-                "not_after_last": at + timedelta(seconds=max_span),
-            },
-        ).scalar()
+        params = {
+            "bot": self.bot_name,
+            "channel": channel_id,
+            "at": at,
+            # started_at in [at - max_span, at + gap], last_activity in
+            # [at - gap, at + max_span]: with last - start <= max_span already, exactly
+            # "within the gap on either side, and the widened span fits the timeout".
+            "not_after_start": at + timedelta(seconds=gap),
+            "not_before_start": at - timedelta(seconds=max_span),
+            "not_before_last": at - timedelta(seconds=gap),
+            "not_after_last": at + timedelta(seconds=max_span),
+        }
+        if self.connection.dialect.driver == "pysqlite":
+            row = driver.execute(self.connection, _EXTEND_OPEN, params).fetchone()
+            return None if row is None else str(row[0])
+        session_id: str | None = self.connection.execute(_EXTEND_OPEN, params).scalar()
         return session_id
 
     def open_session(self, channel_id: str) -> tuple[int, ChatSession] | None:

@@ -1,0 +1,102 @@
+"""Prebuilt Core statements run straight on the synchronous SQLite driver (the write hot path).
+
+A message write runs two statements. Through Core each costs several times SQLite's own work for
+it (compiled-cache lookup, parameter processing, result set-up), so on the pysqlite worker thread
+the store runs them as their compiled SQL on the DBAPI connection, with the parameters converted
+as the column types would (aware datetimes to naive UTC text, JSON to its text, booleans to
+integers). The statement is the same Core object the other backends run, compiled once per set of
+parameter names; errors are wrapped as Core wraps them, so they are translated alike.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from sqlalchemy import JSON, Boolean
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import Executable
+
+from convostore.models import UTCDateTime
+
+_DIALECT = SQLiteDialect_pysqlite()
+_Convert = Callable[[Any], Any] | None
+
+
+def _sqlite_time(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetimes cannot be stored; pass an aware (UTC) datetime")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value)  # None is JSON's null, as Core's JSON type stores it
+
+
+def _bool(value: Any) -> Any:
+    return None if value is None else int(bool(value))
+
+
+def _converter(type_: Any) -> _Convert:
+    if isinstance(type_, UTCDateTime):
+        return _sqlite_time
+    if isinstance(type_, JSON):
+        return _json
+    if isinstance(type_, Boolean):
+        return _bool
+    return None
+
+
+_Given = tuple[str, _Convert]  # a parameter the caller passes, and its conversion
+_Slot = tuple[
+    int, Any
+]  # per placeholder: index into the converted parameters, or -1 and a constant
+
+
+@cache
+def _compiled(
+    statement: Executable, keys: tuple[str, ...]
+) -> tuple[str, tuple[_Given, ...], tuple[_Slot, ...]]:
+    compiled = statement.compile(dialect=_DIALECT, column_keys=list(keys))  # type: ignore[attr-defined]
+    given: dict[str, int] = {}
+    conversions: list[_Given] = []
+    slots: list[_Slot] = []
+    for name in compiled.positiontup or ():
+        bind = compiled.binds[name]
+        convert = _converter(bind.type)
+        if name in keys:
+            if name not in given:  # a parameter used twice is converted once
+                given[name] = len(conversions)
+                conversions.append((name, convert))
+            slots.append((given[name], None))
+        else:
+            # Literals of the statement itself (``message_count + 1``) are bound parameters too.
+            constant = bind.effective_value
+            slots.append(
+                (-1, constant if constant is None or convert is None else convert(constant))
+            )
+    return compiled.string, tuple(conversions), tuple(slots)
+
+
+def execute(
+    connection: Connection, statement: Executable, params: Mapping[str, Any]
+) -> sqlite3.Cursor:
+    """Run ``statement`` with ``params`` on ``connection``'s pysqlite connection."""
+    sql, conversions, slots = _compiled(statement, tuple(sorted(params)))
+    converted = [
+        params[name] if convert is None else convert(params[name]) for name, convert in conversions
+    ]
+    values = tuple(converted[i] if i >= 0 else constant for i, constant in slots)
+    driver = connection.connection.driver_connection
+    try:
+        return driver.execute(sql, values)  # type: ignore[union-attr,no-any-return]
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(sql, values, exc, sqlite3.Error) from exc

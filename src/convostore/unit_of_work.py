@@ -1,0 +1,277 @@
+"""Runs units of work: plain synchronous code over a ``Connection``, each in a transaction.
+
+On PostgreSQL a unit of work runs in one greenlet of the async engine (``run_sync``), on a pooled
+connection; the server runs concurrent ones in parallel.
+
+On a SQLite file the store has two worker threads, each with its own connection to the file (a
+synchronous pysqlite engine with the same pragmas and ``BEGIN IMMEDIATE`` handling as the async
+one; aiosqlite would hop to its thread for every driver call, this hops once per unit of work):
+
+- **Reads** run in the reader thread. In WAL mode a reader never waits for the write lock, so a
+  ``history()`` never queues behind a write that waits for another process.
+- **Writes** run in the writer thread with **group commit**: the writes that arrive while one
+  transaction is being written wait in a queue and are then written together, many in one
+  ``BEGIN IMMEDIATE … COMMIT`` (one write lock, one WAL flush at ``synchronous=FULL``). Each write
+  has its own outcome: when one fails (a bad value, a message id already stored), the group is
+  rolled back and written again with a ``SAVEPOINT`` per write, so the failing one is undone alone
+  and gets its own exception while the others commit. A write alone in the queue runs as a plain
+  transaction, as before group commit. If the transaction itself fails (the lock
+  never came, the disk is full), every write of the group gets that error and none is stored.
+
+Cancellation: a write whose caller is cancelled while it still waits in the queue is taken out and
+never runs. Once its group has started it cannot be stopped: it is committed with its group, or
+not at all if the group fails. Either way the write is all or nothing, and running it again (a
+message with the same ``message_id``) returns the stored row or stores it now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from convostore.engine import (
+    ONE_STATEMENT_READ_OPTION,
+    READ_ONLY_OPTION,
+    install_sqlite_transaction_handling,
+    read_only,
+    sqlite_synchronous,
+)
+
+_T = TypeVar("_T")
+# A group holds the write lock for its whole length; other processes wait that long at most.
+MAX_GROUP = 256
+_SAVEPOINT = "convostore_write"
+
+
+class _Write(Generic[_T]):
+    """One queued write: its unit of work, the caller's future, and its outcome."""
+
+    __slots__ = ("error", "future", "result", "work")
+
+    def __init__(self, work: Callable[[Connection], _T], future: asyncio.Future[_T]) -> None:
+        self.work = work
+        self.future = future
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+def _settle(group: list[_Write[Any]]) -> None:
+    # On the event loop: hand each caller its own outcome (a cancelled caller gets nothing).
+    for write in group:
+        if write.future.done():
+            continue
+        if write.error is not None:
+            write.future.set_exception(write.error)
+        else:
+            write.future.set_result(write.result)
+
+
+class UnitOfWorkRunner:
+    """Runs a store's units of work: reads on a path of their own, writes with group commit."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._async_reader = read_only(engine)
+        # One-statement reads need no BEGIN/COMMIT round trips on PostgreSQL: in autocommit mode
+        # the statement is its own transaction, with one snapshot.
+        self._autocommit_reads = engine.url.get_backend_name() == "postgresql"
+        self._sync: Engine | None = None
+        self._sync_reader: Engine | None = None
+        # Each worker thread keeps one connection, used by that thread only: checking a pooled
+        # one out and back in for every call cost about 10 % of a history read.
+        self._read_connection: Connection | None = None
+        self._write_connection: Connection | None = None
+        self._reader: ThreadPoolExecutor | None = None
+        self._writer: ThreadPoolExecutor | None = None
+        self._queue: deque[_Write[Any]] = deque()
+        self._lock = threading.Lock()
+        self._draining = False
+        # SQLite write transactions committed and writes in them (how well writes are grouped).
+        self.groups_committed = 0
+        self.writes_committed = 0
+        url = engine.url
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            self._sync = create_sync_engine(url.set(drivername="sqlite"))
+            # The same durability as the async engine's connections.
+            install_sqlite_transaction_handling(self._sync, synchronous=sqlite_synchronous(engine))
+            self._sync_reader = self._sync.execution_options(
+                **{READ_ONLY_OPTION: True, ONE_STATEMENT_READ_OPTION: True}
+            )
+            self._reader = ThreadPoolExecutor(1, thread_name_prefix="convostore-sqlite-read")
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="convostore-sqlite-write")
+
+    async def write(self, work: Callable[[Connection], _T]) -> _T:
+        """Run ``work`` in a write transaction (on SQLite, in a group commit); its result."""
+        if self._writer is None:
+            async with self.engine.begin() as connection:
+                return await connection.run_sync(work)
+        loop = asyncio.get_running_loop()
+        write: _Write[_T] = _Write(work, loop.create_future())
+        with self._lock:
+            self._queue.append(write)
+            start = not self._draining
+            self._draining = True
+        if start:
+            self._writer.submit(self._drain, loop)
+        try:
+            return await write.future
+        except asyncio.CancelledError:
+            with self._lock:
+                # Still queued: it never runs. Already taken: it commits with its group or not.
+                if write in self._queue:
+                    self._queue.remove(write)
+            raise
+
+    async def read(self, work: Callable[[Connection], _T]) -> _T:
+        """Run ``work``, which must read with a single statement (on SQLite it gets no BEGIN)."""
+        if self._reader is not None:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._reader, self._read_in_thread, work)
+        if self._autocommit_reads:
+            async with self._async_reader.connect() as connection:
+                await connection.execution_options(isolation_level="AUTOCOMMIT")
+                return await connection.run_sync(work)
+        async with self._async_reader.begin() as connection:
+            return await connection.run_sync(work)
+
+    # --- the writer thread ----------------------------------------------------------------------
+
+    def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._draining = False
+                    return
+                group = [self._queue.popleft() for _ in range(min(MAX_GROUP, len(self._queue)))]
+            self._write_group(group)
+            # A closed loop raises RuntimeError: nobody waits for these outcomes any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, group)
+
+    def _connection_for_writes(self) -> Connection:
+        if self._write_connection is None:
+            assert self._sync is not None
+            self._write_connection = self._sync.connect()
+        return self._write_connection
+
+    def _write_group(self, group: list[_Write[Any]]) -> None:
+        connection = self._connection_for_writes()
+        try:
+            if len(group) == 1:
+                write = group[0]
+                try:
+                    with connection.begin():
+                        write.result = write.work(connection)
+                except Exception as exc:
+                    write.error = exc
+                    if connection.invalidated or connection.closed:
+                        self._write_connection = None
+                else:
+                    self.groups_committed += 1
+                    self.writes_committed += 1
+                return
+            if self._write_all_or_nothing(connection, group):
+                return
+            with connection.begin():
+                driver = connection.connection.driver_connection
+                assert driver is not None
+                for write in group:
+                    driver.execute(f"SAVEPOINT {_SAVEPOINT}")
+                    try:
+                        write.result = write.work(connection)
+                    except Exception as exc:
+                        # Only this write is undone; the group goes on.
+                        driver.execute(f"ROLLBACK TO {_SAVEPOINT}")
+                        write.error = exc
+                    driver.execute(f"RELEASE {_SAVEPOINT}")
+            self.groups_committed += 1
+            self.writes_committed += sum(write.error is None for write in group)
+        except BaseException as exc:
+            # BEGIN, a savepoint or COMMIT failed: the whole group is rolled back, so every write
+            # of it fails with that error, those whose own work had succeeded too.
+            for write in group:
+                write.result = None
+                write.error = exc
+            self._write_connection = None
+            connection.close()
+            if not isinstance(exc, Exception):
+                raise
+
+    def _write_all_or_nothing(self, connection: Connection, group: list[_Write[Any]]) -> bool:
+        """Write the group with no savepoints; False (all rolled back) if one write fails.
+
+        Failing writes are rare (a message id stored before, a bad value), and two statements per
+        write for the savepoint cost a third of the group's time: the group is tried plain first
+        and run again, a savepoint per write, only when one of them fails. Units of work are safe
+        to repeat, and the failed try left nothing behind.
+        """
+        results = []
+        with connection.begin() as transaction:
+            for write in group:
+                try:
+                    results.append(write.work(connection))
+                except Exception:
+                    transaction.rollback()
+                    return False
+        for write, result in zip(group, results, strict=True):
+            write.result = result
+        self.groups_committed += 1
+        self.writes_committed += len(group)
+        return True
+
+    # --- the reader thread ----------------------------------------------------------------------
+
+    def _read_in_thread(self, work: Callable[[Connection], _T]) -> _T:
+        # The reader's one-statement option emits no BEGIN, so between reads the connection holds
+        # no snapshot and never stands in the way of a checkpoint.
+        connection = self._read_connection
+        if connection is None:
+            assert self._sync_reader is not None
+            connection = self._read_connection = self._sync_reader.connect()
+        try:
+            result = work(connection)
+            if connection.in_transaction():
+                connection.commit()
+        except BaseException:
+            # Whatever state the failure left, the next read starts on a fresh checkout.
+            self._read_connection = None
+            connection.close()
+            raise
+        return result
+
+    # --- closing --------------------------------------------------------------------------------
+
+    def _close_reader(self) -> None:
+        if self._read_connection is not None:
+            self._read_connection.close()
+            self._read_connection = None
+
+    def _close_writer(self) -> None:
+        if self._write_connection is not None:
+            self._write_connection.close()
+            self._write_connection = None
+
+    async def close(self) -> None:
+        """Finish the queued writes, release both threads and the synchronous engine."""
+        loop = asyncio.get_running_loop()
+        if self._writer is not None:
+            # Queued after any drain in progress: the writes already accepted are written first.
+            await loop.run_in_executor(self._writer, self._close_writer)
+            self._writer.shutdown(wait=False)
+            self._writer = None
+        if self._reader is not None:
+            await loop.run_in_executor(self._reader, self._close_reader)
+            self._reader.shutdown(wait=False)
+            self._reader = None
+        if self._sync is not None:
+            self._sync.dispose()
+            self._sync = None
