@@ -20,7 +20,7 @@ from sqlalchemy import MetaData, insert, select, text
 from convostore import BotConfig, BotStore
 from convostore.cli import main
 from convostore.config import async_url
-from convostore.db import create_engine
+from convostore.engine import make_engine
 from convostore.models import LegacyImportModel
 from convostore.ops.copy import owned_tables
 from tests.conftest import ROOT, ConfigFactory, PostgresDatabases, upgrade
@@ -30,7 +30,7 @@ from tests.ops.test_export import GENERAL, fill
 
 async def _dump(url: str, bot: str) -> dict[str, list[tuple[Any, ...]]]:
     """Every bot-owned table's rows for ``bot``, without surrogate ids, in a stable order."""
-    engine = create_engine(async_url(url), null_pool=True)
+    engine = make_engine(async_url(url), null_pool=True)
     try:
         async with engine.connect() as connection:
             metadata = MetaData()
@@ -75,7 +75,7 @@ def copy_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
 
 def _add_ledger(url: str, bot: str) -> None:
     async def add() -> None:
-        engine = create_engine(async_url(url), null_pool=True)
+        engine = make_engine(async_url(url), null_pool=True)
         try:
             async with engine.begin() as connection:
                 await connection.execute(
@@ -321,7 +321,7 @@ _NOTES = """CREATE TABLE message_notes (
 
 def _sql(url: str, *statements: str) -> list[Any]:
     async def run() -> list[Any]:
-        engine = create_engine(async_url(url), null_pool=True)
+        engine = make_engine(async_url(url), null_pool=True)
         try:
             async with engine.begin() as connection:
                 result: list[Any] = []

@@ -53,7 +53,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Select
 
 from convostore.config import async_url, redact_url
-from convostore.db import create_engine, read_only, translate_errors
+from convostore.db import translate_errors
+from convostore.engine import make_engine, read_only
 from convostore.errors import OperationError
 from convostore.schema import KNOWN_REVISIONS
 
@@ -307,7 +308,7 @@ def _engine(url: str, *, must_exist: bool) -> AsyncEngine:
     path = _sqlite_path(url)
     if must_exist and path is not None and not path.is_file():
         raise OperationError(f"{path}: database file not found")
-    return create_engine(async_url(url), null_pool=True)
+    return make_engine(async_url(url), null_pool=True)
 
 
 class _Copier:

@@ -22,7 +22,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from convostore.config import BotConfig
-from convostore.db import create_engine, read_only, translate_errors
+from convostore.db import translate_errors
+from convostore.engine import make_engine, read_only
 from convostore.errors import ConvostoreError
 from convostore.ops.export import visible
 from convostore.schema import check_schema
@@ -51,14 +52,14 @@ def _query_only_engine(url: str) -> AsyncEngine:
     """An engine whose connections cannot write (the database refuses it, not just our code)."""
     backend = url.split(":", 1)[0].split("+", 1)[0]
     if backend == "postgresql":
-        engine = create_engine(
+        engine = make_engine(
             url,
             pool_size=2,
             max_overflow=2,
             connect_args={"server_settings": {"default_transaction_read_only": "on"}},
         )
     else:
-        engine = create_engine(url, pool_size=2, max_overflow=2)
+        engine = make_engine(url, pool_size=2, max_overflow=2)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _query_only(dbapi_connection: Any, _record: Any) -> None:
