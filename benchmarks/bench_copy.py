@@ -71,15 +71,18 @@ def main() -> None:
         started = time.perf_counter()
         [result] = asyncio.run(copy_bots(f"sqlite:///{source}", target, [data.BOT]))
         copy_s = time.perf_counter() - started
+        print(f"copy: {copy_s:.1f} s (load average {common.load_average():.1f})", flush=True)
         assert result.ok and result.tables["conversations"].target == rows, result
         started = time.perf_counter()
         [again] = asyncio.run(copy_bots(f"sqlite:///{source}", target, [data.BOT]))
         rerun_s = time.perf_counter() - started
+        print(f"rerun: {rerun_s:.1f} s (load average {common.load_average():.1f})", flush=True)
         assert again.ok and _count(target) == rows
 
         name, baseline_target = _new_pg("script")
         made.append(name)
         baseline_s = _baseline(str(source), baseline_target)
+        print(f"script: {baseline_s:.1f} s (load average {common.load_average():.1f})", flush=True)
         assert _count(baseline_target) == rows
     finally:
         for name in made:

@@ -99,6 +99,7 @@ def test_split_one_database_into_a_file_per_bot_and_rerun(
     asyncio.run(fill(make_config, "sage"))
     asyncio.run(fill(make_config, "echo"))
     _add_ledger(db_url, "sage")
+    asyncio.run(_edit_one(make_config("sage")))
     to = f"sqlite:///{tmp_path}/split/{{bot_name}}.db"
 
     planned = copy_json(capsys, "--from", db_url, "--to", to, "--dry-run")
@@ -123,6 +124,21 @@ def test_split_one_database_into_a_file_per_bot_and_rerun(
     counts = next(b for b in again["bots"] if b["bot"] == "sage")["tables"]
     assert counts["sessions"] == {"source": 3, "target": 3}
     assert counts["legacy_imports"] == {"source": 1, "target": 1}
+    assert counts["message_revisions"] == {"source": 1, "target": 1}
+    assert asyncio.run(_revisions(f"sqlite:///{tmp_path}/split/sage.db")) == ["sage general 0"]
+
+
+async def _edit_one(config: BotConfig) -> None:
+    async with BotStore.open(config) as store:
+        [first] = [m for m in await store.history(GENERAL, limit=100) if m.content.endswith(" 0")]
+        await store.edit_message(first.message_id, content="edited")
+
+
+async def _revisions(url: str) -> list[str]:
+    config = BotConfig.model_validate({"name": "sage", "storage": {"url": url}})
+    async with BotStore.open(config) as store:
+        [edited] = [m for m in await store.history(GENERAL, limit=100) if m.content == "edited"]
+        return [r.content for r in await store.revisions(edited.message_id)]
 
 
 def test_sqlite_to_postgresql_with_configured_bots(

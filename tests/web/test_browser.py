@@ -105,7 +105,8 @@ def test_click_from_bot_list_to_transcript_and_search(server: str) -> None:
                 page.screenshot(path=f"{shots}/viewer-transcript.png")
             page.click("a[rel=next]")
             page.wait_for_selector("text=page 2")
-            assert page.locator("article.message").count() == 20
+            assert page.locator("article.message").count() == 21
+            assert page.locator("text=reply to 5003").count() == 1
 
             page.click("a.who >> nth=0")
             page.wait_for_selector("text=a private word")

@@ -57,6 +57,17 @@ async def _fill(config: BotConfig) -> None:
             message_id=6001,
         )
         await store.add_message(
+            general,
+            user_id=43,
+            username="bob",
+            role="user",
+            content="answering line 3",
+            timestamp=T0 + timedelta(seconds=MESSAGES_PER_PAGE + 20),
+            message_id=6003,
+            reply_to_message_id=5003,
+        )
+        await store.edit_message(5001, content="line 1 (edited)", edited_at=T0 + timedelta(hours=3))
+        await store.add_message(
             ChannelInfo.dm(555, 42, "alice"),
             user_id=42,
             username="alice",
@@ -90,7 +101,7 @@ def test_click_through_bot_channel_session_user(client: TestClient) -> None:
     index = client.get("/")
     assert index.status_code == 200
     [bot] = _links(index.text, "bot")
-    assert ">122<" in index.text  # messages, from the sessions' counters
+    assert ">123<" in index.text  # messages, from the sessions' counters
 
     page = client.get(bot)
     assert "general" in page.text and "DM" in page.text
@@ -105,7 +116,7 @@ def test_click_through_bot_channel_session_user(client: TestClient) -> None:
     assert "line 0" in transcript.text and f"line {MESSAGES_PER_PAGE}<" not in transcript.text
     [next_page] = re.findall(r'<a rel="next" href="([^"]+)"', transcript.text)
     second = client.get(session.split("?")[0] + next_page.replace("&amp;", "&"))
-    assert second.text.count('<article class="message') == 20
+    assert second.text.count('<article class="message') == 21
     assert f"line {MESSAGES_PER_PAGE + 19}" in second.text
 
     user = re.search(r'<a class="who" href="([^"]+)"', transcript.text)
@@ -117,6 +128,25 @@ def test_click_through_bot_channel_session_user(client: TestClient) -> None:
     assert client.get("/bot?bot=nobody").status_code == 404
     assert client.get("/channel?bot=sage&channel=999").status_code == 404
     assert client.get("/session?bot=sage&channel=101&session=nope").status_code == 404
+
+
+def test_edits_and_replies_are_shown(client: TestClient) -> None:
+    page = client.get("/session?bot=sage&channel=101&session=" + _first_session(client))
+    assert "line 1 (edited)" in page.text
+    assert "edited 2026-11-20 12:00:00 UTC" in page.text
+    last = client.get(page.url.path + "?" + page.url.query.decode() + "&page=2")
+    [reply] = re.findall(r'<a class="reply" href="([^"]+)"', last.text)
+    assert "reply to 5003" in last.text
+    jump = client.get(reply.replace("&amp;", "&"), follow_redirects=False)
+    assert jump.status_code == 303 and jump.headers["location"].endswith("#m-4")
+    target = client.get(jump.headers["location"])
+    assert 'id="m-4"' in target.text and "line 3" in target.text
+
+
+def _first_session(client: TestClient) -> str:
+    page = client.get("/channel?bot=sage&channel=101")
+    [link] = _links(page.text, "session")
+    return link.rsplit("session=", 1)[1]
 
 
 def test_hostile_names_and_content_are_escaped(client: TestClient) -> None:
@@ -146,7 +176,7 @@ def test_nothing_writes(config: BotConfig, client: TestClient) -> None:
 
     with pytest.raises(ConvostoreError):
         client.portal.call(try_delete)  # type: ignore[union-attr]
-    assert ">122<" in client.get("/").text
+    assert ">123<" in client.get("/").text
     assert client.post("/bot?bot=sage").status_code == 405
 
 
