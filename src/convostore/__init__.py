@@ -9,7 +9,18 @@ import logging
 from convostore.channels import ChannelInfo
 from convostore.chat import to_chat_messages
 from convostore.config import BotConfig, load_config, load_configs
-from convostore.errors import ConfigError, ConvostoreError, InvalidInput, StorageError
+from convostore.errors import (
+    ConfigError,
+    ConvostoreError,
+    DatabaseLockedError,
+    DatabaseUnavailableError,
+    InvalidInput,
+    LegacyImportError,
+    OperationError,
+    ReadOnlyDatabaseError,
+    SchemaError,
+    StorageError,
+)
 from convostore.records import ChatSession, MessageRevision, StoredMessage
 from convostore.store import BotStore
 
@@ -24,8 +35,14 @@ __all__ = [
     "ChatSession",
     "ConfigError",
     "ConvostoreError",
+    "DatabaseLockedError",
+    "DatabaseUnavailableError",
     "InvalidInput",
+    "LegacyImportError",
     "MessageRevision",
+    "OperationError",
+    "ReadOnlyDatabaseError",
+    "SchemaError",
     "StorageError",
     "StoredMessage",
     "load_config",

@@ -44,6 +44,7 @@ from typing import Literal
 from convostore.errors import InvalidInput
 
 ChannelType = Literal["channel", "dm"]
+_CHANNEL_TYPES = ("channel", "dm")
 
 MAX_SAFE_NAME_BYTES = 240
 """Upper bound of ``len(safe_name.encode("utf-8"))``; 15 bytes below the usual 255-byte limit."""
@@ -197,6 +198,17 @@ class ChannelInfo:
     type: ChannelType
     parent_id: str | None = None
     """A thread's parent channel (decimal id); ``None`` for anything that is not a thread."""
+
+    def __post_init__(self) -> None:
+        # Checked here, not only in the factories, so that a bad channel fails where it is built
+        # rather than as a constraint violation in the database.
+        identifier = _decimal_id(self.id, "channel id")
+        if identifier != self.id:
+            object.__setattr__(self, "id", identifier)
+        if self.type not in _CHANNEL_TYPES:
+            raise InvalidInput(f"channel type must be 'channel' or 'dm', got {self.type!r}")
+        if not isinstance(self.name, str):
+            raise InvalidInput(f"channel name must be a str, not {type(self.name).__name__}")
 
     @property
     def is_dm(self) -> bool:

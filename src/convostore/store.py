@@ -7,6 +7,7 @@ import dataclasses
 import json
 import logging
 import math
+import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -15,17 +16,17 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from convostore.channels import UNKNOWN_DM_NAME, ChannelInfo
 from convostore.chat import estimate_tokens
 from convostore.config import BotConfig
-from convostore.db import RESTORE_FENCE, translate_errors
+from convostore.db import RESTORE_FENCE, retry_reason, translate_errors
 from convostore.discord_messages import message_keywords
 from convostore.engine import BUSY_TIMEOUT_MS, make_engine, read_only
 from convostore.errors import (
     ConfigError,
+    ConvostoreError,
     DatabaseLockedError,
     DatabaseUnavailableError,
     InvalidInput,
@@ -44,10 +45,14 @@ from convostore.unit_of_work import UnitOfWorkRunner
 logger = logging.getLogger(__name__)
 
 ROLES = frozenset({"user", "assistant", "system"})
-# Concurrent writers on PostgreSQL can race to open the same session or store the same message id;
-# the loser sees a unique violation and simply runs its unit of work again.
+# Only failures that a second attempt can cure are retried (see ``db.retry_reason``): concurrent
+# writers on PostgreSQL racing to open the same session or store the same message id, a
+# serialization failure or deadlock, a connection the server dropped. Every unit of work of the
+# store is safe to repeat: a message write is idempotent by message id.
 _WRITE_ATTEMPTS = 5
 _FENCE_POLL_S = 0.05
+# SQLite already waited the busy timeout (30 s) before "database is locked": one more wait only.
+_LOCKED_ATTEMPTS = 2
 _T = TypeVar("_T")
 BACKFILL_BATCH = 5_000
 """Messages per transaction of :meth:`BotStore.add_messages` (each holds SQLite's write lock)."""
@@ -64,14 +69,16 @@ class _Retry(Exception):
     """Raised inside a write to roll it back and run it again."""
 
 
-def _lost_connection(exc: StorageError) -> bool:
-    """Whether the unit of work failed because its pooled connection was dead.
+def _may_retry(exc: ConvostoreError, attempt: int) -> bool:
+    reason = retry_reason(exc)
+    if reason is None:
+        return False
+    return attempt < (_LOCKED_ATTEMPTS if reason == "locked" else _WRITE_ATTEMPTS)
 
-    SQLAlchemy then invalidates the pool, so running the work again uses a fresh connection. Every
-    unit of work of the store is safe to repeat: a message write is idempotent by message id.
-    """
-    cause = exc.__cause__
-    return isinstance(cause, DBAPIError) and bool(cause.connection_invalidated)
+
+async def _back_off(attempt: int) -> None:
+    # Writers that conflicted with each other should not meet again at the same instant.
+    await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
 
 
 def _decimal_id(value: object, what: str) -> str:
@@ -345,7 +352,7 @@ class BotStore:
         _refuse_missing_sqlite_file(config)
         # No pre-ping: on asyncpg it costs three round trips per checkout (BEGIN, ping, ROLLBACK),
         # more than a history read itself. A connection the server dropped fails its unit of
-        # work instead, which is run once more on a fresh connection (see _lost_connection).
+        # work instead, which is run once more on a fresh connection (see db.retry_reason).
         engine = make_engine(
             config.database_url, synchronous=config.storage.synchronous, pool_pre_ping=False
         )
@@ -379,30 +386,27 @@ class BotStore:
             try:
                 with translate_errors(self._where):
                     return await self._runner.write(work)
-            except DatabaseLockedError:
-                raise
-            except StorageError as exc:
-                retry = isinstance(exc.__cause__, IntegrityError) or _lost_connection(exc)
-                if retry and attempt < _WRITE_ATTEMPTS:
-                    continue
-                raise
+            except ConvostoreError as exc:
+                if not _may_retry(exc, attempt):
+                    raise
             except _Retry:
-                if attempt < _WRITE_ATTEMPTS:
-                    continue
-                raise StorageError(
-                    f"{self._where}: the write kept conflicting; try again"
-                ) from None
+                if attempt == _WRITE_ATTEMPTS:
+                    raise StorageError(
+                        f"{self._where}: the write kept conflicting; try again"
+                    ) from None
+            await _back_off(attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _read(self, work: Callable[[Connection], _T]) -> _T:
-        try:
-            with translate_errors(self._where):
-                return await self._runner.read(work)
-        except StorageError as exc:
-            if not _lost_connection(exc):
-                raise
-        with translate_errors(self._where):
-            return await self._runner.read(work)
+        for attempt in range(1, _WRITE_ATTEMPTS + 1):
+            try:
+                with translate_errors(self._where):
+                    return await self._runner.read(work)
+            except ConvostoreError as exc:
+                if not _may_retry(exc, attempt):
+                    raise
+            await _back_off(attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def add_message(
         self,

@@ -310,7 +310,7 @@ async def test_backup_bot_on_each_backend(
     backend: str, make_config: ConfigFactory, tmp_path: Path, store: BotStore
 ) -> None:
     await store.add_message(
-        ChannelInfo(id="c1", name="general", type="channel"),
+        ChannelInfo(id="1", name="general", type="channel"),
         user_id=1,
         username="alice",
         role="user",

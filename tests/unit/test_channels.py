@@ -530,3 +530,25 @@ def test_from_discord_rejects_what_is_not_a_message_channel(
         assert "\n" not in str(caught.value)
     with pytest.raises(InvalidInput, match=r"message\.channel"):
         ChannelInfo.from_discord(message_like)
+
+
+@pytest.mark.parametrize(
+    ("channel_id", "kind", "match"),
+    [
+        ("abc", "group", "channel id"),
+        ("", "channel", "channel id"),
+        ("12", "group", "channel type"),
+        ("12", "DM", "channel type"),
+        (True, "dm", "channel id"),
+    ],
+)
+def test_channel_info_validates_id_and_type_when_built(
+    channel_id: object, kind: str, match: str
+) -> None:
+    with pytest.raises(InvalidInput, match=match):
+        ChannelInfo(channel_id, "x", kind)  # type: ignore[arg-type]
+
+
+def test_channel_info_stores_an_int_id_as_its_decimal_string() -> None:
+    assert ChannelInfo(12, "x", "channel").id == "12"  # type: ignore[arg-type]
+    assert ChannelInfo(" 12 ", "x", "channel") == ChannelInfo("12", "x", "channel")

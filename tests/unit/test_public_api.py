@@ -11,8 +11,14 @@ def test_all_is_the_contract() -> None:
         "ChatSession",
         "ConfigError",
         "ConvostoreError",
+        "DatabaseLockedError",
+        "DatabaseUnavailableError",
         "InvalidInput",
+        "LegacyImportError",
         "MessageRevision",
+        "OperationError",
+        "ReadOnlyDatabaseError",
+        "SchemaError",
         "StorageError",
         "StoredMessage",
         "load_config",
@@ -36,3 +42,19 @@ def test_library_does_not_configure_logging() -> None:
 
     handlers = logging.getLogger("convostore").handlers
     assert [type(h) for h in handlers] == [logging.NullHandler]
+
+
+def test_every_error_class_is_exported() -> None:
+    import inspect
+
+    from convostore import errors
+
+    classes = {
+        name
+        for name, value in vars(errors).items()
+        if inspect.isclass(value) and issubclass(value, errors.ConvostoreError)
+    }
+    assert classes <= set(convostore.__all__)
+    assert set(errors.__all__) == classes
+    for name in classes:
+        assert getattr(convostore, name) is getattr(errors, name)
