@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from convostore import BotStore, ChannelInfo
 from convostore.errors import OperationError
@@ -325,7 +326,7 @@ async def test_backup_bot_on_each_backend(
         assert result.verification is not None
         assert result.verification.messages_per_bot == {"sage": 1}
     else:
-        assert result.path.name == "conversations_2026-11-24.dump"
+        assert result.path.name == f"{make_url(config.database_url).database}_2026-11-24.dump"
         assert result.path.read_bytes()[:5] == b"PGDMP"
 
 

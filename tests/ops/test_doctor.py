@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 
 from convostore import BotConfig
 from convostore.cli import main
-from convostore.ops.backup import MANIFEST_SUFFIX
+from convostore.ops.backup import MANIFEST_SUFFIX, backup_source
 from convostore.ops.doctor import DatabaseReport, Finding, Status, diagnose
 from convostore.schema import HEAD_REVISION
 from tests.conftest import PostgresDatabases, upgrade
@@ -54,13 +54,14 @@ def bot(url: str, tmp_path: Path, name: str = "sage") -> BotConfig:
     )
 
 
-def record_backup(tmp_path: Path, at: datetime) -> Path:
+def record_backup(tmp_path: Path, at: datetime, url: str) -> Path:
     directory = tmp_path / "backups"
     directory.mkdir(exist_ok=True)
+    source = backup_source(bot(url, tmp_path))
     backup = directory / f"conversations_{at:%Y-%m-%d}.db"
     backup.write_bytes(b"backup")
     Path(str(backup) + MANIFEST_SUFFIX).write_text(
-        json.dumps({"created_at": at.isoformat(), "verified": True})
+        json.dumps({"source": source, "created_at": at.isoformat(), "verified": True})
     )
     return backup
 
@@ -90,7 +91,7 @@ def by_check(report: DatabaseReport) -> dict[str, Finding]:
 def test_a_healthy_database_needs_no_attention(
     own_db_url: str, backend: str, tmp_path: Path
 ) -> None:
-    record_backup(tmp_path, NOW - timedelta(hours=5))
+    record_backup(tmp_path, NOW - timedelta(hours=5), own_db_url)
     report = run(bot(own_db_url, tmp_path), bot(own_db_url, tmp_path, "echo"))
     assert report.bots == ("echo", "sage")
     assert not report.needs_attention, [f for f in report.findings if f.needs_attention]
@@ -116,7 +117,7 @@ def test_a_healthy_database_needs_no_attention(
 
 def test_a_database_stamped_at_an_old_revision_is_reported(own_db_url: str, tmp_path: Path) -> None:
     execute(own_db_url, "UPDATE alembic_version SET version_num = '0001'")
-    record_backup(tmp_path, NOW)
+    record_backup(tmp_path, NOW, own_db_url)
     finding = by_check(run(bot(own_db_url, tmp_path)))["schema revision"]
     assert finding.status is Status.WARN
     assert finding.detail == f"0001, head is {HEAD_REVISION}"
@@ -217,7 +218,7 @@ def test_no_backup_or_an_old_one_needs_attention(
     own_db_url: str, tmp_path: Path, age: timedelta | None, status: Status
 ) -> None:
     if age is not None:
-        record_backup(tmp_path, NOW - age)
+        record_backup(tmp_path, NOW - age, own_db_url)
     finding = by_check(run(bot(own_db_url, tmp_path)))["last backup"]
     assert finding.status is status
     assert finding.advice is not None and "convostore backup" in finding.advice
@@ -229,7 +230,7 @@ def test_legacy_files_waiting_are_reported(own_db_url: str, tmp_path: Path) -> N
     waiting = tmp_path / "legacy" / "multi_bot_conversations" / "sage" / "general.json"
     waiting.parent.mkdir(parents=True)
     waiting.write_text("[]")
-    record_backup(tmp_path, NOW)
+    record_backup(tmp_path, NOW, own_db_url)
     finding = by_check(run(bot(own_db_url, tmp_path)))["legacy files (sage)"]
     assert finding.status is Status.WARN
     assert finding.detail == f"1 not imported yet, e.g. {waiting}"
@@ -260,7 +261,7 @@ def test_cli_exits_0_when_healthy_and_3_with_advice_on_warnings(
     own_db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config_dir = write_config(tmp_path, own_db_url)
-    record_backup(tmp_path, datetime.now(UTC))
+    record_backup(tmp_path, datetime.now(UTC), own_db_url)
     assert main(["doctor", "--config-dir", str(config_dir)]) == 0
     out = capsys.readouterr().out
     assert "OK    schema revision" in out
@@ -314,3 +315,19 @@ def test_cli_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert done.value.code == 0
     out = capsys.readouterr().out
     assert "--full" in out and "--quick" in out and "--config-dir" in out
+
+
+def test_another_databases_backup_is_not_this_ones(own_db_url: str, tmp_path: Path) -> None:
+    # Per-bot files sharing one backups directory: spark's backup says nothing about sage's file.
+    directory = tmp_path / "backups"
+    directory.mkdir()
+    other = directory / f"spark_{NOW:%Y-%m-%d}.db"
+    other.write_bytes(b"backup")
+    Path(str(other) + MANIFEST_SUFFIX).write_text(
+        json.dumps(
+            {"source": "/srv/data/spark.db", "created_at": NOW.isoformat(), "verified": True}
+        )
+    )
+    finding = by_check(run(bot(own_db_url, tmp_path)))["last backup"]
+    assert finding.status is Status.WARN
+    assert finding.detail.startswith("none of this database found in")

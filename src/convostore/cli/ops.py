@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,8 +15,16 @@ from rich.markup import escape
 
 from convostore.cli import _ui, selected_configs
 from convostore.config import BotConfig
-from convostore.errors import OperationError
-from convostore.ops.backup import BackupResult, Verification, backup_bot, verify_sqlite
+from convostore.errors import ConvostoreError, OperationError
+from convostore.ops.backup import (
+    BackupResult,
+    Verification,
+    backup_bot,
+    list_dump,
+    newest_backup,
+    verify_dump,
+    verify_sqlite,
+)
 from convostore.ops.restore import restore_sqlite
 from convostore.ops.retention import (
     CleanupResult,
@@ -96,29 +106,62 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_dump(path: Path) -> bool:
+    try:
+        with path.open("rb") as file:
+            return file.read(5) == b"PGDMP"
+    except OSError:
+        return False
+
+
+def _verify_file(path: Path, args: argparse.Namespace) -> Verification:
+    if not _is_dump(path):
+        return verify_sqlite(path)
+    try:
+        configs = selected_configs(args)
+    except ConvostoreError:
+        configs = []  # no configuration at all: said below
+    servers = [c for c in _by_database(configs).values() if c.sqlite_path is None]
+    if not servers:
+        entries = list_dump(path)
+        raise OperationError(
+            f"{path}: pg_restore --list read {len(entries)} entries, but the dump was NOT "
+            "verified: no PostgreSQL bot is configured to restore it into (use --bot)"
+        )
+    return verify_dump(path, servers[0].database_url)
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     console = _ui.console()
     skipped: list[dict[str, str]] = []
+    jobs: list[tuple[str, Callable[[], Verification]]] = []
     if args.file is not None:
-        paths = [args.file]
+        jobs.append((f"verifying {args.file}", functools.partial(_verify_file, args.file, args)))
     else:
-        paths = []
         for config in _by_database(selected_configs(args)).values():
-            if config.sqlite_path is None:
-                skipped.append(
-                    {
-                        "database": config.safe_database_url,
-                        "reason": "PostgreSQL is checked by `doctor`",
-                    }
+            path = config.sqlite_path
+            if path is not None:
+                jobs.append(
+                    (f"verifying {path} (integrity_check)", functools.partial(verify_sqlite, path))
                 )
-                if not args.json:
-                    console.print(f"{config.safe_database_url}: PostgreSQL is checked by `doctor`")
-            else:
-                paths.append(config.sqlite_path)
+                continue
+            # A PostgreSQL server checks its own pages; what needs verifying is its newest dump.
+            dump = newest_backup(config, verified_first=False)
+            if dump is None:
+                raise OperationError(
+                    f"{config.safe_database_url}: NOT verified: no dump of it in "
+                    f"{config.storage.backups.dir}; run `convostore backup` first"
+                )
+            jobs.append(
+                (
+                    f"verifying {dump.path} (restore into a scratch database)",
+                    functools.partial(verify_dump, dump.path, config.database_url),
+                )
+            )
     results: list[Verification] = []
-    for path in paths:
-        with _ui.progress(f"verifying {path} (integrity_check)"):
-            result = verify_sqlite(path)
+    for description, job in jobs:
+        with _ui.progress(description):
+            result = job()
         results.append(result)
         if not args.json:
             _print_verification(console, result)
@@ -153,8 +196,17 @@ def cmd_restore(args: argparse.Namespace) -> int:
             else "no SQLite database configured (restore a PostgreSQL dump with pg_restore)"
         )
     database = Path(paths[0])
-    _ui.confirm(f"replace {database} (every bot using it) with {args.file}?", assume_yes=args.yes)
-    safety = restore_sqlite(args.file, database)
+    source = args.file
+    if source is None:
+        config = next(c for c in targets if str(c.sqlite_path) == paths[0])
+        newest = newest_backup(config)
+        if newest is None:
+            raise OperationError(
+                f"{database}: no backup of it in {config.storage.backups.dir}; name the FILE"
+            )
+        source = newest.path
+    _ui.confirm(f"replace {database} (every bot using it) with {source}?", assume_yes=args.yes)
+    safety = restore_sqlite(source, database)
     if safety is not None and ".corrupt-" in safety.name:
         console.print(
             f"the damaged database was kept aside as {escape(str(safety))}", soft_wrap=True
@@ -164,7 +216,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
             f"safety copy of the previous database: {escape(str(safety))}", soft_wrap=True
         )
     console.print(
-        f"[green]restored[/] {escape(str(database))} from {escape(str(args.file))}", soft_wrap=True
+        f"[green]restored[/] {escape(str(database))} from {escape(str(source))}", soft_wrap=True
     )
     return 0
 
@@ -311,9 +363,9 @@ def register(subparsers: Any) -> None:
     backup.set_defaults(handler=cmd_backup)
     verify = subparsers.add_parser(
         "verify",
-        help="check a backup file or the live databases",
-        description="Check a SQLite backup file, or each configured SQLite database: "
-        "integrity_check, rows per bot, schema revision; exit 1 if one fails.",
+        help="check a backup file, the live SQLite databases, or the newest PostgreSQL dump",
+        description="Check a backup file, each SQLite database, or each PostgreSQL database's "
+        "newest dump (restored into a scratch database); exit 1 if one fails.",
         epilog="Examples:\n  convostore verify data/backups/conversations_2026-11-24.db\n"
         "  convostore verify --json",
     )
@@ -327,7 +379,13 @@ def register(subparsers: Any) -> None:
         "copy of the old file; asks first (--yes when not on a terminal).",
         epilog="Example:\n  convostore restore data/backups/conversations_2026-11-24.db --bot sage",
     )
-    restore.add_argument("file", type=Path, help="backup file to restore")
+    restore.add_argument(
+        "file",
+        nargs="?",
+        type=Path,
+        default=None,
+        help="backup file to restore (default: the newest backup of the database)",
+    )
     _ui.add_yes_option(restore)
     restore.set_defaults(handler=cmd_restore)
     clean = subparsers.add_parser(

@@ -8,12 +8,11 @@ range of ``idx_conversations_bot_channel_time``, which covers the columns involv
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import Table, false, func, select, text, true
 from sqlalchemy.engine import Connection
@@ -21,7 +20,7 @@ from sqlalchemy.engine import Connection
 from convostore.config import BotConfig
 from convostore.errors import OperationError
 from convostore.models import ChatSessionModel, ConversationModel
-from convostore.ops.backup import MANIFEST_SUFFIX
+from convostore.ops.backup import BackupAge, newest_backup
 from convostore.ops.export import newest_channel_names, read_bot_database, stored_channel
 from convostore.records import StoredMessage
 from convostore.repositories.rows import MESSAGE_COLUMNS, message_from_row
@@ -235,16 +234,6 @@ class DatabaseSize:
 
 
 @dataclass(frozen=True)
-class BackupAge:
-    """The newest backup of the database found in the bot's backup directory."""
-
-    path: Path
-    created_at: datetime
-    age: timedelta
-    verified: bool
-
-
-@dataclass(frozen=True)
 class BotStats:
     bot_name: str
     messages: int
@@ -283,37 +272,6 @@ def _database_size(connection: Connection, config: BotConfig) -> DatabaseSize:
         for name in ("conversations", "sessions")
     }
     return DatabaseSize(config.safe_database_url, "postgresql", int(size), None, tables)
-
-
-def _manifest_source(config: BotConfig) -> str:
-    path = config.sqlite_path
-    return str(path.absolute()) if path is not None else config.safe_database_url
-
-
-def newest_backup(config: BotConfig, now: datetime | None = None) -> BackupAge | None:
-    """The newest backup of the bot's database in ``storage.backups.dir``, from the manifests.
-
-    A verified one (SQLite backups verify before they are kept) is preferred; PostgreSQL dumps
-    carry no verification and are reported as such.
-    """
-    now = now or datetime.now(UTC)
-    directory = Path(config.storage.backups.dir)
-    if not directory.is_dir():
-        return None
-    found: list[BackupAge] = []
-    for manifest in directory.glob(f"conversations_*{MANIFEST_SUFFIX}"):
-        backup = manifest.with_name(manifest.name.removesuffix(MANIFEST_SUFFIX))
-        try:
-            data: Any = json.loads(manifest.read_text(encoding="utf-8"))
-            if data.get("source") != _manifest_source(config) or not backup.is_file():
-                continue
-            created = datetime.fromisoformat(str(data["created_at"])).astimezone(UTC)
-        except (OSError, ValueError, KeyError, AttributeError):
-            continue  # a manifest we cannot read does not vouch for its backup
-        found.append(BackupAge(backup, created, now - created, data.get("verified") is True))
-    if not found:
-        return None
-    return max(found, key=lambda b: (b.verified, b.created_at))
 
 
 def _stats(connection: Connection, config: BotConfig) -> BotStats:

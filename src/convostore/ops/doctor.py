@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import json
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
@@ -36,7 +35,7 @@ from convostore.engine import (
 )
 from convostore.errors import ConvostoreError
 from convostore.models import Base
-from convostore.ops.backup import MANIFEST_SUFFIX
+from convostore.ops.backup import newest_backup
 from convostore.ops.plans import QueryPlan, explain_hot_queries
 from convostore.schema import HEAD_REVISION, KNOWN_REVISIONS
 
@@ -459,46 +458,26 @@ async def _legacy_findings(bots: Sequence[BotConfig]) -> list[Finding]:
     return findings
 
 
-def _newest_manifest(directories: Iterable[Path]) -> tuple[Path, datetime, dict[str, Any]] | None:
-    newest: tuple[Path, datetime, dict[str, Any]] | None = None
-    for directory in directories:
-        if not directory.is_dir():
-            continue
-        for manifest in directory.glob(f"conversations_*{MANIFEST_SUFFIX}"):
-            try:
-                data = json.loads(manifest.read_text(encoding="utf-8"))
-                created = datetime.fromisoformat(str(data["created_at"]))
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-            backup = manifest.with_name(manifest.name.removesuffix(MANIFEST_SUFFIX))
-            if not backup.is_file():
-                continue
-            if created.tzinfo is None:
-                created = created.replace(tzinfo=UTC)
-            if newest is None or created > newest[1]:
-                newest = (backup, created, data)
-    return newest
-
-
 def _backup_finding(bots: Sequence[BotConfig], now: datetime) -> Finding:
     directories = sorted({Path(b.storage.backups.dir) for b in bots})
-    newest = _newest_manifest(directories)
+    found = [b for b in (newest_backup(bot, now, verified_first=False) for bot in bots) if b]
     where = ", ".join(str(d) for d in directories)
-    if newest is None:
+    if not found:
         return Finding(
             "last backup",
             Status.WARN,
-            f"none found in {where}",
+            f"none of this database found in {where}",
             "run `convostore backup` now and daily (cron or a systemd timer)",
         )
-    path, created, data = newest
+    newest = max(found, key=lambda b: (b.verified, b.created_at))
+    path, created = newest.path, newest.created_at
     age = now - created
     hours = age.total_seconds() / 3600
     if hours < 1:
         shown = f"{age.total_seconds() / 60:.0f} min"
     else:
         shown = f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.1f} days"
-    verified = ", verified" if data.get("verified") else ""
+    verified = ", verified" if newest.verified else ""
     if age > BACKUP_MAX_AGE:
         return Finding(
             "last backup",
