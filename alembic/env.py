@@ -52,6 +52,10 @@ def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
 def _config_dir() -> Path:
     import os
 
+    # `convostore upgrade --config-dir DIR` (no alembic.ini) says where the configs are.
+    explicit = config.attributes.get("convostore_config_dir")
+    if explicit is not None:
+        return Path(explicit)
     if os.environ.get(CONFIG_DIR_ENV):
         return Path(os.environ[CONFIG_DIR_ENV])
     here = Path(config.config_file_name or "alembic.ini").resolve().parent
@@ -65,7 +69,12 @@ def _targets() -> list[tuple[str, dict[str, BotConfig]]]:
     configs = load_configs(folder) if folder.is_dir() else {}
     if "url" in x:
         url = async_url(x["url"])
-        return [(url, {n: c for n, c in configs.items() if c.database_url == url})]
+        here = {n: c for n, c in configs.items() if c.database_url == url}
+        if here:
+            # One configured database of several: the data revision must know every configured
+            # bot, or it would take the other databases' bots for unconfigured ones.
+            config.attributes["convostore_all_bot_configs"] = configs
+        return [(url, here)]
     if not configs:
         raise CommandError(f"no bot configs in {folder}; add one or pass -x url=DATABASE_URL")
     by_url: dict[str, dict[str, BotConfig]] = {}

@@ -163,7 +163,8 @@ def translate(exc: BaseException, where: str) -> ConvostoreError:
         return DatabaseUnavailableError(f"{detail}: cannot open the database file")
     if "no such table" in lowered or ("relation" in lowered and "does not exist" in lowered):
         return SchemaError(
-            f"{detail}: the database has no convostore schema; run `alembic upgrade head`"
+            f"{detail}: the database has no convostore schema; run `convostore upgrade` "
+            "(or `alembic upgrade head`)"
         )
     if any(
         word in lowered

@@ -22,7 +22,8 @@ def check_schema_sync(connection: Connection, where: str) -> str:
         ]
     if not versions:
         raise SchemaError(
-            f"{where}: the database has no convostore schema; run `alembic upgrade head`"
+            f"{where}: the database has no convostore schema; run `convostore upgrade` "
+            "(or `alembic upgrade head`)"
         )
     unknown = [v for v in versions if v not in KNOWN_REVISIONS]
     if unknown:

@@ -239,7 +239,7 @@ async def _warn_of_legacy_files(config: BotConfig, connection: AsyncConnection) 
     if pending:
         logger.warning(
             "bot %s: %d legacy JSON file(s) under %s are not imported yet; run "
-            "`convostore migrate-legacy --bot %s` (or `alembic upgrade head`)",
+            "`convostore migrate-legacy --bot %s`",
             config.name,
             len(pending),
             config.legacy.dir,

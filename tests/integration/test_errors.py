@@ -27,7 +27,7 @@ def sqlite_config(path: Path, **storage: object) -> BotConfig:
 
 
 async def test_missing_schema_says_to_run_alembic(tmp_path: Path) -> None:
-    with pytest.raises(SchemaError, match="run `alembic upgrade head`"):
+    with pytest.raises(SchemaError, match="alembic upgrade head"):
         async with BotStore.open(sqlite_config(tmp_path / "empty.db")):
             pass
 

@@ -279,7 +279,7 @@ def test_cli_exits_0_when_healthy_and_3_with_advice_on_warnings(
     assert main(["doctor", "--config-dir", str(config_dir), "--bot", "sage"]) == 3
     captured = capsys.readouterr()
     assert f"WARN  schema revision: 0001, head is {HEAD_REVISION}" in captured.out
-    assert "-> stop the bots and run `alembic upgrade head`" in captured.out
+    assert "-> stop the bots and run `convostore upgrade`" in captured.out
     assert "need attention" in captured.out
     assert "Traceback" not in captured.err
     assert main(["doctor", "--config-dir", str(config_dir), "--json"]) == 3

@@ -20,6 +20,7 @@ from convostore.config import BotConfig, load_configs
 from convostore.errors import ConvostoreError, OperationError
 
 COMMAND_MODULES = (
+    "convostore.cli.project",
     "convostore.cli.legacy",
     "convostore.cli.names",
     "convostore.cli.ops",

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
 from convostore.config import BotConfig
@@ -42,12 +41,10 @@ from convostore.legacy.rules import (
     legacy_zone,
 )
 from convostore.legacy.stage import Stage
-from convostore.legacy.writer import Writer
-from convostore.models import LegacyImportModel
+from convostore.legacy.writer import LEDGER, Writer
 
 logger = logging.getLogger(__name__)
 
-_ledger: Table = LegacyImportModel.__table__  # type: ignore[assignment]
 _json_text = json.JSONEncoder().encode
 
 
@@ -238,6 +235,24 @@ class LegacyImport:
     def staged_bots(self) -> list[str]:
         return self._stage.bots()
 
+    def bots_to_write(self) -> list[str]:
+        """The staged bots, and the bots whose only files were unreadable.
+
+        Writing the second kind stores no rows, only their ledger entry: the import saw and
+        reported their files, so doctor and the stores stop calling them "not imported yet".
+        """
+        staged = self.staged_bots()
+        unreadable_only = [
+            bot
+            for bot, report in self.report.bots.items()
+            if bot != SHARED
+            and bot not in staged
+            and report.files["unreadable"]
+            and self.accept(bot)
+            and self.config_for(bot) is not None
+        ]
+        return sorted([*staged, *unreadable_only])
+
     def write(
         self, connection: Connection, bots: Iterable[str], *, commit_every: int | None = None
     ) -> None:
@@ -268,7 +283,7 @@ class LegacyImport:
             # The ledger tells stores and `convostore doctor` which files are newer than the import.
             finished = datetime.now(UTC)
             connection.execute(
-                _ledger.insert(),
+                LEDGER.insert(),
                 [
                     {
                         "bot_name": bot,

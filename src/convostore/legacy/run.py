@@ -4,7 +4,9 @@ Alembic migration (the data revision). Both read the tree with :class:`LegacyImp
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,12 +19,15 @@ from sqlalchemy.pool import NullPool
 from convostore.config import BotConfig, redact_url
 from convostore.db import translate_errors
 from convostore.engine import install_sqlite_transaction_handling, make_engine
-from convostore.errors import LegacyImportError, SchemaError
+from convostore.errors import DatabaseUnavailableError, LegacyImportError, SchemaError
 from convostore.legacy.importer import LegacyImport, default_config
 from convostore.legacy.report import ImportProgress, ImportReport
-from convostore.schema import check_schema_sync
+from convostore.schema import KNOWN_REVISIONS, check_schema_sync
 
 logger = logging.getLogger(__name__)
+
+# The revision that creates the legacy_imports ledger, which a real import records itself in.
+LEDGER_REVISION_INDEX = KNOWN_REVISIONS.index("0002")
 
 # A channel is written in one transaction; after one that brings the pending rows to this many,
 # the CLI commits, so bots sharing the file wait for the write lock only briefly.
@@ -47,7 +52,10 @@ def run_on_database(url: str, work: Callable[[Connection], None]) -> None:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and not Path(parsed.database).exists():
-            raise SchemaError(f"{where}: the database does not exist; run `alembic upgrade head`")
+            raise SchemaError(
+                f"{where}: the database does not exist; run `convostore upgrade` (or `alembic "
+                "upgrade head`) to create it"
+            )
         engine = create_sync_engine(parsed.set(drivername="sqlite"), poolclass=NullPool)
         # The importer writes each session before its messages, so the foreign key holds by
         # construction; checking it per row and a 2 MB page cache cost a sixth of the import.
@@ -72,6 +80,30 @@ def run_on_database(url: str, work: Callable[[Connection], None]) -> None:
 
     with translate_errors(where):
         asyncio.run(run())
+
+
+def _write_staged(job: LegacyImport, bots: list[str], connection: Connection) -> None:
+    job.write(connection, bots)
+
+
+def _no_database_yet(exc: Exception) -> bool:
+    text = str(exc)
+    return "does not exist" in text or "no convostore schema" in text
+
+
+def _dry_run_on_empty_schema(work: Callable[[Connection], None]) -> None:
+    """Run a dry-run ``work`` against an empty schema in a throw-away SQLite file."""
+    from convostore.models import Base
+
+    with tempfile.TemporaryDirectory(prefix="convostore-dry-run-") as folder:
+        engine = create_sync_engine(f"sqlite:///{Path(folder) / 'empty.db'}", poolclass=NullPool)
+        try:
+            Base.metadata.create_all(engine)
+            with engine.connect() as connection:
+                work(connection)
+                connection.rollback()
+        finally:
+            engine.dispose()
 
 
 def migrate_legacy(
@@ -103,7 +135,7 @@ def migrate_legacy(
     ) as job:
         job.read()
         by_database: dict[str, list[str]] = {}
-        for bot in job.staged_bots():
+        for bot in job.bots_to_write():
             config = job.config_for(bot)
             assert config is not None
             by_database.setdefault(config.database_url, []).append(bot)
@@ -115,10 +147,27 @@ def migrate_legacy(
         for url, bots in by_database.items():
 
             def work(connection: Connection, bots: list[str] = bots, url: str = url) -> None:
-                check_schema_sync(connection, redact_url(url))
+                where = redact_url(url)
+                revision = check_schema_sync(connection, where)
+                if not dry_run and KNOWN_REVISIONS.index(revision) < LEDGER_REVISION_INDEX:
+                    raise SchemaError(
+                        f"{where}: the database is at schema revision {revision}, before the "
+                        f"legacy import ledger ({KNOWN_REVISIONS[LEDGER_REVISION_INDEX]}); run "
+                        "`convostore upgrade --no-legacy-import` first, then this command again"
+                    )
                 job.write(connection, bots, commit_every=COMMIT_EVERY)
 
-            run_on_database(url, work)
+            try:
+                run_on_database(url, work)
+            except (SchemaError, DatabaseUnavailableError) as exc:
+                if not dry_run or not _no_database_yet(exc):
+                    raise
+                # A dry run needs no database: on a fresh install it counts every record as new.
+                job.report.notes.append(
+                    f"{redact_url(url)} has no convostore schema yet (run `convostore upgrade` "
+                    "to create it): the dry run counted every record as new"
+                )
+                _dry_run_on_empty_schema(functools.partial(_write_staged, job, bots))
         return job.report
 
 
@@ -127,11 +176,19 @@ def run_data_migration(
 ) -> ImportReport | None:
     """The body of the legacy data revision: import into the database being migrated.
 
+    ``-x legacy_import=no`` (``convostore upgrade --no-legacy-import``) skips the import: the
+    schema is created, the tree is left to ``convostore migrate-legacy``.
     The bots are those whose configs use this database (``convostore_bot_configs``), plus the bots
     without a config when this is the default database or the one ``-x url=`` names with no
     config using it. The legacy directory is ``-x legacy_dir`` or the bots' ``legacy.dir``.
     Everything runs in Alembic's transaction: a failure leaves the database as it was.
     """
+    if x_args.get("legacy_import", "yes").lower() in ("no", "false", "0", "off"):
+        logger.info(
+            "legacy import: skipped (--no-legacy-import); run `convostore migrate-legacy` to "
+            "import the legacy tree (`--dry-run` first to see what it would import)"
+        )
+        return None
     here: Mapping[str, BotConfig] = attributes.get("convostore_bot_configs") or {}
     every: Mapping[str, BotConfig] = attributes.get("convostore_all_bot_configs") or here
     url = attributes.get("convostore_database_url")
@@ -154,7 +211,7 @@ def run_data_migration(
 
     with LegacyImport(existing, every, legacy_tz=x_args.get("legacy_tz"), accept=accept) as job:
         job.read()
-        job.write(connection, job.staged_bots())
+        job.write(connection, job.bots_to_write())
         report = job.report
     totals = report.totals
     logger.info(

@@ -61,6 +61,23 @@ def _last_import(connection: Connection, bot: str) -> datetime | None:
     return finished
 
 
+def _last_import_row(connection: Connection, bot: str) -> tuple[datetime, int] | None:
+    row = connection.execute(
+        select(_ledger.c.finished_at, _ledger.c.messages)
+        .where(_ledger.c.bot_name == bot)
+        .order_by(_ledger.c.finished_at.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else (row[0], int(row[1]))
+
+
+async def last_import(
+    config: BotConfig, connection: AsyncConnection
+) -> tuple[datetime, int] | None:
+    """(finished_at, messages imported) of the bot's latest legacy import, from the ledger."""
+    return await connection.run_sync(_last_import_row, config.name)
+
+
 async def unimported_files(config: BotConfig, connection: AsyncConnection) -> list[Path]:
     """Legacy files of the bot that the database does not hold yet.
 

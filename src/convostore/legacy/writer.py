@@ -14,27 +14,78 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import JSON, Boolean, Integer, Text, select
+from sqlalchemy import column as sa_column
+from sqlalchemy import table as sa_table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.expression import TableClause
 
 from convostore.config import BotConfig
 from convostore.legacy.report import ImportProgress, ImportReport
 from convostore.legacy.rules import CHANNEL_TYPE, SOURCE
 from convostore.legacy.stage import Stage, StagedRow
-from convostore.records import MESSAGE_FIELDS
-from convostore.repositories.rows import MESSAGES, SESSIONS
+from convostore.models import UTCDateTime
 from convostore.sessions import base_session_id, fits_session, unique_session_id
 
 _BATCH = 5000
-_conversations: Table = MESSAGES
-_sessions: Table = SESSIONS
+# The import writes exactly the columns of schema revision 0002, frozen here rather than taken
+# from today's models or records: the data revision 0002 runs this code, and must mean the same
+# thing when later revisions add columns (imported rows then take those columns' defaults).
+_conversations = sa_table(
+    "conversations",
+    sa_column("id", Integer),
+    sa_column("bot_name", Text),
+    sa_column("channel_id", Text),
+    sa_column("channel_name", Text),
+    sa_column("channel_type", Text),
+    sa_column("user_id", Text),
+    sa_column("username", Text),
+    sa_column("session_id", Text),
+    sa_column("message_id", Text),
+    sa_column("role", Text),
+    sa_column("content", Text),
+    sa_column("timestamp", UTCDateTime()),
+    sa_column("metadata", JSON()),
+    sa_column("source", Text),
+)
+_sessions = sa_table(
+    "sessions",
+    sa_column("id", Integer),
+    sa_column("bot_name", Text),
+    sa_column("channel_id", Text),
+    sa_column("session_id", Text),
+    sa_column("started_at", UTCDateTime()),
+    sa_column("last_activity", UTCDateTime()),
+    sa_column("message_count", Integer),
+    sa_column("is_active", Boolean),
+    sa_column("source", Text),
+)
+LEDGER = sa_table(
+    "legacy_imports",
+    sa_column("bot_name", Text),
+    sa_column("finished_at", UTCDateTime()),
+    sa_column("data_dir", Text),
+    sa_column("messages", Integer),
+)
+"""The ``legacy_imports`` ledger as revision 0002 created it."""
 
-
-# The legacy files know none of the Discord columns of revision 0003 (parent_id ... author_is_bot):
-# imported rows take their defaults.
-_MESSAGE_COLUMNS = (*MESSAGE_FIELDS[1 : MESSAGE_FIELDS.index("metadata") + 1], "source")
+_MESSAGE_COLUMNS = (
+    "bot_name",
+    "channel_id",
+    "channel_name",
+    "channel_type",
+    "user_id",
+    "username",
+    "session_id",
+    "message_id",
+    "role",
+    "content",
+    "timestamp",
+    "metadata",
+    "source",
+)
 _SESSION_COLUMNS = (
     "bot_name",
     "channel_id",
@@ -95,7 +146,7 @@ class Writer:
         self.insert_messages = insert(_conversations).on_conflict_do_nothing()
         self.insert_sessions = insert(_sessions).on_conflict_do_nothing()
 
-    def _exists(self, table: Table, bot: str) -> bool:
+    def _exists(self, table: TableClause, bot: str) -> bool:
         found = self.connection.execute(
             select(table.c.id).where(table.c.bot_name == bot).limit(1)
         ).first()

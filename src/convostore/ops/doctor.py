@@ -94,7 +94,7 @@ def _revision(connection: Connection) -> tuple[Finding, bool]:
                 "schema revision",
                 Status.FAIL,
                 "no convostore schema (no alembic_version table)",
-                "run `alembic upgrade head` (with CONVOSTORE_CONFIG_DIR or -x url=...)",
+                "run `convostore upgrade` (or `alembic upgrade head`)",
             ),
             False,
         )
@@ -105,7 +105,7 @@ def _revision(connection: Connection) -> tuple[Finding, bool]:
                 "schema revision",
                 Status.FAIL,
                 "no revision recorded",
-                "run `alembic upgrade head`",
+                "run `convostore upgrade` (or `alembic upgrade head`)",
             ),
             False,
         )
@@ -126,8 +126,8 @@ def _revision(connection: Connection) -> tuple[Finding, bool]:
                 "schema revision",
                 Status.WARN,
                 f"{current}, head is {HEAD_REVISION}",
-                "stop the bots and run `alembic upgrade head` (SQLite: a verified backup is "
-                "taken first)",
+                "stop the bots and run `convostore upgrade` (or `alembic upgrade head`; SQLite: "
+                "a verified backup is taken first)",
             ),
             False,
         )
@@ -323,7 +323,7 @@ def _sqlite_findings(path: Path, bot_name: str, full: bool | None) -> list[Findi
                 "database file",
                 Status.FAIL,
                 f"{path} does not exist",
-                "run `alembic upgrade head` to create it, or fix storage.path in the bot config",
+                "run `convostore upgrade` to create it, or fix storage.path in the bot config",
             )
         ]
     try:
@@ -403,16 +403,18 @@ async def _postgresql_findings(url: str, where: str, bot_name: str) -> list[Find
 # --- per bot: legacy files and backups -----------------------------------------------------------
 
 
-async def _pending_legacy(bot: BotConfig) -> list[Path]:
-    """The bot's legacy files its database does not hold yet, on a read-only connection for SQLite.
+async def _pending_legacy(bot: BotConfig) -> tuple[list[Path], tuple[datetime, int] | None]:
+    """The bot's legacy files its database does not hold yet, on a read-only connection for SQLite,
+    and the bot's latest import from the ledger.
 
     Opening the file through the store's engine would switch a non-WAL file to WAL: doctor
     reports the journal mode, it does not change it.
     """
     from convostore.legacy import legacy_files, unimported_files
+    from convostore.legacy.transition import last_import
 
     if not await asyncio.to_thread(legacy_files, bot):
-        return []
+        return [], None
     path = bot.sqlite_path
     if path is None:
         engine = make_engine(bot.database_url, null_pool=True)
@@ -425,9 +427,26 @@ async def _pending_legacy(bot: BotConfig) -> list[Path]:
         )
     try:
         async with engine.connect() as connection:
-            return await unimported_files(bot, connection)
+            return await unimported_files(bot, connection), await last_import(bot, connection)
     finally:
         await engine.dispose()
+
+
+def _imported_detail(bot: BotConfig, last: tuple[datetime, int] | None) -> str:
+    if last is None:
+        return "none waiting to be imported"
+    finished, messages = last
+    detail = (
+        f"none waiting to be imported (imported {finished:%Y-%m-%d %H:%M} UTC, {messages} messages"
+    )
+    report = (
+        f"the import's report lists them; `convostore migrate-legacy --dry-run --bot {bot.name} "
+        "--report FILE.json` writes it again"
+    )
+    if messages == 0:
+        # Recorded in the ledger by an import that could read none of the bot's files.
+        return f"{detail}: its files were unreadable; {report})"
+    return f"{detail})"
 
 
 async def _legacy_findings(bots: Sequence[BotConfig]) -> list[Finding]:
@@ -435,7 +454,7 @@ async def _legacy_findings(bots: Sequence[BotConfig]) -> list[Finding]:
     for bot in bots:
         check = f"legacy files ({bot.name})"
         try:
-            pending = await _pending_legacy(bot)
+            pending, last = await _pending_legacy(bot)
         except (DBAPIError, OSError) as exc:
             message = str(translate(exc, bot.safe_database_url))
             findings.append(Finding(check, Status.FAIL, message, "check legacy.dir in the config"))
@@ -444,7 +463,7 @@ async def _legacy_findings(bots: Sequence[BotConfig]) -> list[Finding]:
             findings.append(Finding(check, Status.FAIL, str(exc), "check legacy.dir in the config"))
             continue
         if not pending:
-            findings.append(Finding(check, Status.OK, "none waiting to be imported"))
+            findings.append(Finding(check, Status.OK, _imported_detail(bot, last)))
         else:
             findings.append(
                 Finding(
