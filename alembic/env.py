@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from alembic import context
-from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy.engine import Connection, Engine
 
@@ -34,6 +33,7 @@ from convostore.engine import make_engine
 from convostore.errors import ConvostoreError, SchemaError, StorageError
 from convostore.models import Base, UTCDateTime
 from convostore.ops import guard
+from convostore.schema import newer_revision, newer_than_code
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -86,14 +86,10 @@ def _targets() -> list[tuple[str, dict[str, BotConfig]]]:
 
 
 def _refuse_newer(connection: Connection) -> None:
-    script = ScriptDirectory.from_config(config)
-    current = context.get_context().get_current_heads()
-    known = {rev.revision for rev in script.walk_revisions()}
-    newer = [rev for rev in current if rev not in known]
-    if newer:
+    newer = newer_revision(context.get_context().get_current_heads())
+    if newer is not None:
         raise CommandError(
-            f"the database is at schema revision {newer[0]}, newer than this convostore knows "
-            f"(head {script.get_current_head()}); upgrade convostore instead of migrating"
+            f"the database is at {newer_than_code(newer)}; upgrade convostore instead of migrating"
         )
 
 

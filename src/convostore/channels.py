@@ -52,11 +52,12 @@ MAX_SAFE_NAME_BYTES = 240
 _MAX_NAME_PART_BYTES = 200
 _MAX_ID_LENGTH = 64
 _SEPARATORS = "-_"
-_WINDOWS_RESERVED = frozenset(
+WINDOWS_RESERVED = frozenset(
     {"CON", "PRN", "AUX", "NUL"}
-    | {f"COM{n}" for n in "123456789¹²³"}
-    | {f"LPT{n}" for n in "123456789¹²³"}
+    | {f"COM{n}" for n in "0123456789¹²³"}
+    | {f"LPT{n}" for n in "0123456789¹²³"}
 )
+"""Device names Windows reserves in any folder, with or without an extension (upper case)."""
 
 # discord.ChannelType values (fixed by the Discord API). Compared by value so that this module
 # never imports discord.py, and so that minimal stand-ins with a ``type`` attribute work too.
@@ -108,7 +109,8 @@ UNKNOWN_DM_NAME = f"{UNKNOWN_DM_USER}_{UNKNOWN_DM_USER_ID}"
 """The name of a DM whose human the message cannot tell; the store keeps the name it knows."""
 
 
-def _decimal_id(value: object, what: str) -> str:
+def decimal_id(value: object, what: str) -> str:
+    """A Discord id (int or decimal string) as its decimal string; ``what`` names it in errors."""
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise InvalidInput(f"{what} must be an int or a decimal string, not {type(value).__name__}")
     text = str(value).strip()
@@ -162,9 +164,10 @@ def _truncate(text: str, budget: int) -> str:
     return text
 
 
-def _is_windows_reserved(component: str) -> bool:
+def is_windows_reserved(component: str) -> bool:
+    """Whether a path component names a Windows device (``con``, ``COM1.txt``, ``nul .x`` …)."""
     stem = component.split(".", 1)[0].rstrip(" ")
-    return stem.upper() in _WINDOWS_RESERVED
+    return stem.upper() in WINDOWS_RESERVED
 
 
 def _channel_type_value(kind: object) -> int | None:
@@ -202,7 +205,7 @@ class ChannelInfo:
     def __post_init__(self) -> None:
         # Checked here, not only in the factories, so that a bad channel fails where it is built
         # rather than as a constraint violation in the database.
-        identifier = _decimal_id(self.id, "channel id")
+        identifier = decimal_id(self.id, "channel id")
         if identifier != self.id:
             object.__setattr__(self, "id", identifier)
         if self.type not in _CHANNEL_TYPES:
@@ -225,20 +228,20 @@ class ChannelInfo:
         budget = min(_MAX_NAME_PART_BYTES, MAX_SAFE_NAME_BYTES - 1 - len(self.id.encode("utf-8")))
         readable = _truncate(_readable_part(self.name), budget) or self.type
         result = f"{readable}_{self.id}"
-        if _is_windows_reserved(result):  # cannot happen with the id suffix; kept as a guard
+        if is_windows_reserved(result):  # cannot happen with the id suffix; kept as a guard
             result = f"_{result}"
         return result
 
     @classmethod
     def channel(cls, channel_id: int | str, name: str | None) -> ChannelInfo:
         """A guild text channel, thread, or the text chat of a voice or stage channel."""
-        return cls(_decimal_id(channel_id, "channel_id"), name or "", "channel")
+        return cls(decimal_id(channel_id, "channel_id"), name or "", "channel")
 
     @classmethod
     def dm(cls, channel_id: int | str, user_id: int | str, username: str | None) -> ChannelInfo:
         """A direct message channel, named ``{username}_{user_id}`` (``alice_42``)."""
-        channel = _decimal_id(channel_id, "channel_id")
-        user = _decimal_id(user_id, "user_id")
+        channel = decimal_id(channel_id, "channel_id")
+        user = decimal_id(user_id, "user_id")
         return cls(channel, f"{username or ''}_{user}", "dm")
 
     @classmethod
@@ -276,13 +279,13 @@ class ChannelInfo:
             info = cls.channel(channel_id, name if isinstance(name, str) else "")
             parent_id = getattr(channel, "parent_id", None)
             if value in _THREAD_TYPES and isinstance(parent_id, int | str):
-                return cls(info.id, info.name, info.type, _decimal_id(parent_id, "parent_id"))
+                return cls(info.id, info.name, info.type, decimal_id(parent_id, "parent_id"))
             return info
         if value == _DM_TYPE:
             user = getattr(channel, "recipient", None) or recipient
             user_id = getattr(user, "id", None)
             if user is None or not isinstance(user_id, int | str):
-                return cls(_decimal_id(channel_id, "channel_id"), UNKNOWN_DM_NAME, "dm")
+                return cls(decimal_id(channel_id, "channel_id"), UNKNOWN_DM_NAME, "dm")
             return cls.dm(channel_id, user_id, _user_name(user))
         if value == _GROUP_TYPE:
             name = getattr(channel, "name", None)
@@ -290,7 +293,7 @@ class ChannelInfo:
                 members = getattr(channel, "recipients", None) or []
                 names = [_user_name(user) for user in members]
                 name = ", ".join(filter(None, names)) or UNNAMED_GROUP
-            return cls(_decimal_id(channel_id, "channel_id"), name, "dm")
+            return cls(decimal_id(channel_id, "channel_id"), name, "dm")
         raise InvalidInput(
             f"cannot store messages of a {getattr(kind, 'name', value)} channel "
             f"({type(channel).__name__})"

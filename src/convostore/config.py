@@ -33,9 +33,13 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+DEFAULT_BACKUP_KEEP = 7
+"""Backups kept per database when nothing says otherwise (``backups.keep``)."""
+
+
 class BackupsConfig(_Section):
     dir: str = "./data/backups"
-    keep: int = Field(default=7, ge=1)
+    keep: int = Field(default=DEFAULT_BACKUP_KEEP, ge=1)
 
 
 class RetentionConfig(_Section):

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
+ROLES = frozenset({"user", "assistant", "system"})
+"""The roles a message may have (the ``conversations.role`` CHECK constraint)."""
+
 
 @dataclass(frozen=True, slots=True)
 class StoredMessage:

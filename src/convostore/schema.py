@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -13,23 +15,36 @@ KNOWN_REVISIONS: tuple[str, ...] = ("0001", "0002", "0003")
 HEAD_REVISION = KNOWN_REVISIONS[-1]
 
 
+def stored_revisions(connection: Connection) -> list[str] | None:
+    """The revisions ``alembic_version`` holds; None when the database has no such table."""
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return [row[0] for row in connection.execute(text("SELECT version_num FROM alembic_version"))]
+
+
+def newer_revision(revisions: Iterable[str]) -> str | None:
+    """The first of ``revisions`` this code does not know: the schema is newer than the code."""
+    return next((r for r in revisions if r not in KNOWN_REVISIONS), None)
+
+
+def newer_than_code(revision: str) -> str:
+    """The words for :func:`newer_revision`'s answer, the same in the store, doctor and Alembic."""
+    return f"schema revision {revision}, newer than this convostore knows (head {HEAD_REVISION})"
+
+
 def check_schema_sync(connection: Connection, where: str) -> str:
     """Return the database's revision; refuse a missing schema or one newer than this code."""
-    versions: list[str] = []
-    if inspect(connection).has_table("alembic_version"):
-        versions = [
-            row[0] for row in connection.execute(text("SELECT version_num FROM alembic_version"))
-        ]
+    versions = stored_revisions(connection)
     if not versions:
         raise SchemaError(
             f"{where}: the database has no convostore schema; run `convostore upgrade` "
             "(or `alembic upgrade head`)"
         )
-    unknown = [v for v in versions if v not in KNOWN_REVISIONS]
-    if unknown:
+    newer = newer_revision(versions)
+    if newer is not None:
         raise SchemaError(
-            f"{where}: the database is at schema revision {unknown[0]}, newer than this convostore "
-            f"knows (head {HEAD_REVISION}); upgrade convostore before opening it"
+            f"{where}: the database is at {newer_than_code(newer)}; upgrade convostore before "
+            "opening it"
         )
     return versions[0]
 

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from convostore.channels import UNKNOWN_DM_NAME, ChannelInfo
+from convostore.channels import UNKNOWN_DM_NAME, ChannelInfo, decimal_id
 from convostore.chat import estimate_tokens
 from convostore.config import BotConfig
 from convostore.db import RESTORE_FENCE, retry_reason, translate_errors
@@ -33,7 +33,7 @@ from convostore.errors import (
     SchemaError,
     StorageError,
 )
-from convostore.records import ChatSession, MessageRevision, StoredMessage
+from convostore.records import ROLES, ChatSession, MessageRevision, StoredMessage
 from convostore.repositories import MessageRepository, SessionRepository
 from convostore.repositories.backfill import store_batch
 from convostore.repositories.lifecycle import LifecycleRepository
@@ -44,7 +44,6 @@ from convostore.unit_of_work import UnitOfWorkRunner
 
 logger = logging.getLogger(__name__)
 
-ROLES = frozenset({"user", "assistant", "system"})
 # Only failures that a second attempt can cure are retried (see ``db.retry_reason``): concurrent
 # writers on PostgreSQL racing to open the same session or store the same message id, a
 # serialization failure or deadlock, a connection the server dropped. Every unit of work of the
@@ -81,20 +80,11 @@ async def _back_off(attempt: int) -> None:
     await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
 
 
-def _decimal_id(value: object, what: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise InvalidInput(f"{what} must be an int or a decimal string, not {type(value).__name__}")
-    text = str(value).strip()
-    if not text or not text.isascii() or not text.isdigit() or len(text) > 64:
-        raise InvalidInput(f"{what} must be a non-empty decimal id, got {str(value)[:40]!r}")
-    return text
-
-
 def _message_id(value: int | str | None) -> str:
     if value is None:
         # 39-digit ids: never equal to a 64-bit Discord snowflake.
         return str(uuid.uuid4().int | (1 << 127))
-    return _decimal_id(value, "message_id")
+    return decimal_id(value, "message_id")
 
 
 def _utc(value: datetime | None, what: str = "timestamp") -> datetime:
@@ -183,7 +173,7 @@ def _check_message_text(channel: ChannelInfo, *, username: str, role: str, conte
 
 
 def _optional_id(value: int | str | None, what: str) -> str | None:
-    return None if value is None else _decimal_id(value, what)
+    return None if value is None else decimal_id(value, what)
 
 
 _ATTACHMENT_TEXT = ("filename", "url", "content_type")
@@ -203,7 +193,7 @@ def _attachments(value: Any) -> list[dict[str, Any]]:
         if unknown:
             raise InvalidInput(f"attachments[{index}] has unknown key(s): {sorted(unknown)}")
         attachment_id = item.get("id")
-        attachment: dict[str, Any] = {"id": _decimal_id(attachment_id, f"attachments[{index}].id")}
+        attachment: dict[str, Any] = {"id": decimal_id(attachment_id, f"attachments[{index}].id")}
         for key in _ATTACHMENT_TEXT:
             text = item.get(key)
             if text is not None and not isinstance(text, str):
@@ -315,7 +305,7 @@ def _new_message(
         channel.id,
         channel.name,
         channel.type,
-        _decimal_id(user_id, "user_id"),
+        decimal_id(user_id, "user_id"),
         username,
         "",
         _message_id(message_id),
@@ -587,7 +577,7 @@ class BotStore:
         content as it is (Discord sends edit events when embeds load) changes nothing, and so does
         one older than the stored ``edited_at`` (an edit event delivered late).
         """
-        msg_id = _decimal_id(message_id, "message_id")
+        msg_id = decimal_id(message_id, "message_id")
         if not isinstance(content, str):
             raise InvalidInput(f"content must be a str, not {type(content).__name__}")
         _storable_text(content=content)
@@ -612,7 +602,7 @@ class BotStore:
 
     async def revisions(self, message_id: int | str) -> list[MessageRevision]:
         """The earlier versions of a stored message, oldest first (empty if never edited)."""
-        msg_id = _decimal_id(message_id, "message_id")
+        msg_id = decimal_id(message_id, "message_id")
 
         def work(connection: Connection) -> list[MessageRevision]:
             return LifecycleRepository(connection, self.bot_name).revisions(msg_id)
@@ -628,11 +618,11 @@ class BotStore:
         rows are never touched. One transaction: all of them or none.
         """
         if isinstance(message_ids, int | str):
-            ids = [_decimal_id(message_ids, "message_id")]
+            ids = [decimal_id(message_ids, "message_id")]
         else:
             try:
                 ids = [
-                    _decimal_id(value, f"message_ids[{i}]") for i, value in enumerate(message_ids)
+                    decimal_id(value, f"message_ids[{i}]") for i, value in enumerate(message_ids)
                 ]
             except TypeError:
                 raise InvalidInput(
@@ -700,7 +690,7 @@ class BotStore:
             raise InvalidInput(f"max_tokens must be a non-negative int, got {max_tokens!r}")
         if count_tokens is not None and not callable(count_tokens):
             raise InvalidInput("count_tokens must be a callable taking a str and returning an int")
-        user = None if user_id is None else _decimal_id(user_id, "user_id")
+        user = None if user_id is None else decimal_id(user_id, "user_id")
         if count == 0 or max_tokens == 0:
             return []
         newest_first = await self._newest(channel, count, user, session_id)

@@ -22,6 +22,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from convostore.records import ROLES
+
 SHARED_DIR = "multi_bot_conversations"
 SHARED_INDEX = "shared_conversations.json"
 # A directory of the shared tree that is not a bot: written by a non-bot component.
@@ -35,7 +37,6 @@ INVALID_SHAPE = "invalid_shape"
 BAD_FILENAME = "bad_filename"
 UNREADABLE = (TEMP_FILE, EMPTY_FILE, INVALID_UTF8, INVALID_JSON, INVALID_SHAPE, BAD_FILENAME)
 
-ROLES = frozenset({"user", "assistant", "system"})
 KNOWN_RECORD_KEYS = frozenset({"role", "content", "timestamp", "bot_name", "metadata"})
 _KEY = re.compile(r"^(\d{1,20})_(\d{1,20})$")
 

@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from convostore.config import BotConfig
+from convostore.config import DEFAULT_BACKUP_KEEP, BotConfig
 from convostore.errors import OperationError
 from convostore.ops import write_error
 from convostore.schema import KNOWN_REVISIONS
@@ -259,7 +259,7 @@ def backup_sqlite(
     database: str | os.PathLike[str],
     backup_dir: str | os.PathLike[str],
     *,
-    keep: int = 7,
+    keep: int = DEFAULT_BACKUP_KEEP,
     now: datetime | None = None,
     progress: BackupProgress | None = None,
 ) -> BackupResult:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Index, create_engine, inspect, text
+from sqlalchemy import Index, create_engine
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateIndex
@@ -37,7 +37,7 @@ from convostore.errors import ConvostoreError
 from convostore.models import Base
 from convostore.ops.backup import newest_backup
 from convostore.ops.plans import QueryPlan, explain_hot_queries
-from convostore.schema import HEAD_REVISION, KNOWN_REVISIONS
+from convostore.schema import HEAD_REVISION, newer_revision, newer_than_code, stored_revisions
 
 QUICK_CHECK_ABOVE_BYTES = 256 * 1024 * 1024
 BACKUP_MAX_AGE = timedelta(days=2)
@@ -88,7 +88,8 @@ class DoctorReport:
 
 def _revision(connection: Connection) -> tuple[Finding, bool]:
     """The revision finding, and whether the schema is at head (drift is only meaningful there)."""
-    if not inspect(connection).has_table("alembic_version"):
+    versions = stored_revisions(connection)
+    if versions is None:
         return (
             Finding(
                 "schema revision",
@@ -98,7 +99,6 @@ def _revision(connection: Connection) -> tuple[Finding, bool]:
             ),
             False,
         )
-    versions = [r[0] for r in connection.execute(text("SELECT version_num FROM alembic_version"))]
     if not versions:
         return (
             Finding(
@@ -110,12 +110,13 @@ def _revision(connection: Connection) -> tuple[Finding, bool]:
             False,
         )
     current = versions[0]
-    if current not in KNOWN_REVISIONS:
+    newer = newer_revision(versions)
+    if newer is not None:
         return (
             Finding(
                 "schema revision",
                 Status.FAIL,
-                f"{current}, newer than this convostore knows (head {HEAD_REVISION})",
+                newer_than_code(newer).removeprefix("schema revision "),
                 "upgrade convostore on this machine; do not open the database with this version",
             ),
             False,

@@ -40,7 +40,7 @@ from typing import Any, Literal, TypeVar, cast
 from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.engine import Connection
 
-from convostore.channels import ChannelInfo
+from convostore.channels import ChannelInfo, is_windows_reserved
 from convostore.config import BotConfig
 from convostore.db import translate_errors
 from convostore.engine import make_engine, read_only
@@ -69,9 +69,6 @@ _SPILL_BYTES = 256 * 1024
 # Session ids the store generates look like 2024-01-08_14-30-00_3600s or ...-2: lower case, so two
 # ids never differ only in case (the same file on Windows and macOS).
 _SAFE_SESSION_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,149}")
-_WINDOWS_RESERVED = frozenset(
-    {"con", "prn", "aux", "nul"} | {f"com{n}" for n in range(10)} | {f"lpt{n}" for n in range(10)}
-)
 
 
 # --- names -----------------------------------------------------------------------------------
@@ -104,7 +101,7 @@ def safe_session_name(session_id: str) -> str:
         _SAFE_SESSION_ID.fullmatch(session_id)
         and not session_id.endswith(".")
         and ".." not in session_id
-        and session_id.split(".", 1)[0] not in _WINDOWS_RESERVED
+        and not is_windows_reserved(session_id)
     ):
         return session_id
     cleaned = "".join(

@@ -18,11 +18,9 @@ from pathlib import Path
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
-from convostore.config import BotConfig
+from convostore.config import DEFAULT_BACKUP_KEEP, BotConfig
 from convostore.errors import OperationError
 from convostore.ops.backup import BackupResult, backup_sqlite
-
-DEFAULT_KEEP = 7
 
 
 def prepare_new_sqlite(path: Path) -> bool:
@@ -70,7 +68,7 @@ def backup_target(database: Path, bots: Mapping[str, BotConfig]) -> tuple[Path, 
     if bots:
         backups = bots[min(bots)].storage.backups
         return Path(backups.dir), backups.keep
-    return database.absolute().parent / "backups", DEFAULT_KEEP
+    return database.absolute().parent / "backups", DEFAULT_BACKUP_KEEP
 
 
 def backup_before_upgrade(
