@@ -21,7 +21,8 @@ from convostore.config import BotConfig
 from convostore.errors import OperationError
 from convostore.models import ChatSessionModel, ConversationModel
 from convostore.ops.backup import BackupAge, newest_backup
-from convostore.ops.export import newest_channel_names, read_bot_database, stored_channel
+from convostore.ops.database import newest_channel_names, read_bot_database
+from convostore.ops.export import stored_channel
 from convostore.records import StoredMessage
 from convostore.repositories.rows import MESSAGE_COLUMNS, message_from_row
 
