@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
-from convostore.ops.export import newest_channel_names
+from convostore.ops.database import newest_channel_names
 from convostore.records import StoredMessage
 from convostore.repositories.rows import MESSAGE_COLUMNS, MESSAGES, SESSIONS, message_from_row
 
