@@ -13,6 +13,7 @@ turns ``auto_vacuum`` on for later cleanups).
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import sqlite3
 from collections.abc import Callable
@@ -212,6 +213,60 @@ async def doomed_sessions(
         await engine.dispose()
 
 
+async def _list_doomed(
+    transactions: UnitOfWorkRunner, bot: str, cutoffs: dict[str, datetime | None]
+) -> tuple[DoomedSession, ...]:
+    """The sessions a cleanup would delete, with their message counts (a dry run)."""
+    rows = await transactions.read(lambda c: c.execute(doomed_sessions_query(bot, cutoffs)).all())
+    return tuple(
+        DoomedSession(
+            r.channel_id,
+            "dm" if r.is_dm else "channel",
+            r.session_id,
+            r.last_activity,
+            r.message_count,
+        )
+        for r in rows
+    )
+
+
+def _delete_batch(
+    connection: Connection, bot: str, cutoffs: dict[str, datetime | None], batch_size: int
+) -> tuple[int, int]:
+    """Delete the oldest ``batch_size`` doomed sessions and their messages; how many of each."""
+    query = doomed_sessions_query(bot, cutoffs, details=False).limit(batch_size)
+    rows = connection.execute(query).all()
+    if not rows:
+        return 0, 0
+    keys = [(r.channel_id, r.session_id) for r in rows]
+    messages = connection.execute(
+        delete(_C).where(_C.c.bot_name == bot, tuple_(_C.c.channel_id, _C.c.session_id).in_(keys))
+    ).rowcount
+    connection.execute(delete(_S).where(_S.c.id.in_([r.id for r in rows])))
+    return len(rows), int(messages or 0)
+
+
+async def _delete_doomed(
+    transactions: UnitOfWorkRunner,
+    bot: str,
+    cutoffs: dict[str, datetime | None],
+    batch_size: int,
+    progress: Callable[[int], None] | None,
+) -> tuple[int, int]:
+    """Delete every doomed session, a short transaction per batch; sessions and messages gone."""
+    sessions = messages = 0
+    while True:
+        done, gone = await transactions.write(
+            functools.partial(_delete_batch, bot=bot, cutoffs=cutoffs, batch_size=batch_size)
+        )
+        if not done:
+            return sessions, messages
+        sessions += done
+        messages += gone
+        if progress is not None:
+            progress(done)
+
+
 async def cleanup(
     config: BotConfig,
     *,
@@ -245,46 +300,13 @@ async def cleanup(
     try:
         with translate_errors(where):
             if dry_run:
-                rows = await transactions.read(
-                    lambda c: c.execute(doomed_sessions_query(bot, cutoffs)).all()
-                )
-                doomed = tuple(
-                    DoomedSession(
-                        r.channel_id,
-                        "dm" if r.is_dm else "channel",
-                        r.session_id,
-                        r.last_activity,
-                        r.message_count,
-                    )
-                    for r in rows
-                )
+                doomed = await _list_doomed(transactions, bot, cutoffs)
                 return CleanupResult(
                     bot, cutoffs, len(doomed), sum(d.message_count for d in doomed), True, doomed
                 )
-
-            def batch(connection: Connection) -> tuple[int, int]:
-                query = doomed_sessions_query(bot, cutoffs, details=False).limit(batch_size)
-                rows = connection.execute(query).all()
-                if not rows:
-                    return 0, 0
-                keys = [(r.channel_id, r.session_id) for r in rows]
-                messages = connection.execute(
-                    delete(_C).where(
-                        _C.c.bot_name == bot, tuple_(_C.c.channel_id, _C.c.session_id).in_(keys)
-                    )
-                ).rowcount
-                connection.execute(delete(_S).where(_S.c.id.in_([r.id for r in rows])))
-                return len(rows), int(messages or 0)
-
-            sessions = messages = 0
-            while True:
-                done, gone = await transactions.write(batch)
-                if not done:
-                    break
-                sessions += done
-                messages += gone
-                if progress is not None:
-                    progress(done)
+            sessions, messages = await _delete_doomed(
+                transactions, bot, cutoffs, batch_size, progress
+            )
     finally:
         await transactions.close()
         await engine.dispose()
