@@ -13,17 +13,19 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+from sqlalchemy import ColumnElement
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncSession as AsyncDBSession
 
 from convostore.channels import UNKNOWN_DM_NAME, ChannelInfo, decimal_id
 from convostore.chat import estimate_tokens
 from convostore.config import BotConfig
 from convostore.db import RESTORE_FENCE, retry_reason, translate_errors
 from convostore.discord_messages import message_keywords
-from convostore.engine import BUSY_TIMEOUT_MS, make_engine, read_only
+from convostore.engine import BUSY_TIMEOUT_MS, make_engine, read_only, session_factory
 from convostore.errors import (
     ConfigError,
     ConvostoreError,
@@ -747,3 +749,19 @@ class BotStore:
             )
 
         return await self._write(work)
+
+    @asynccontextmanager
+    async def orm_session(self) -> AsyncIterator[AsyncDBSession]:
+        """An ORM session (SQLAlchemy ``AsyncSession``) on the store's database, for the bot's own
+        queries over :mod:`convostore.models`.
+
+        The session never expires loaded objects on commit (no implicit IO afterwards) and is
+        closed on exit; it commits only when the caller calls ``commit()``. It sees every bot's
+        rows of a shared database: filter with :meth:`own` so that a query keeps to this bot's.
+        """
+        async with session_factory(self.engine)() as db_session:
+            yield db_session
+
+    def own(self, model: type[Any]) -> ColumnElement[bool]:
+        """``model.bot_name == this bot``: the filter that keeps an ORM query to the bot's rows."""
+        return cast(ColumnElement[bool], model.bot_name == self.bot_name)
