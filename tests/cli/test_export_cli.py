@@ -8,12 +8,12 @@ import re
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import make_url
 
 from convostore import BotStore, ChannelInfo
 from convostore.cli import main
 from tests.conftest import ConfigFactory
-from tests.ops.test_export import GENERAL, add, fill
+from tests.helpers.configs import write_bot_yaml
+from tests.helpers.rows import GENERAL, add, fill
 
 
 @pytest.fixture
@@ -26,14 +26,8 @@ def config_dir(make_config: ConfigFactory, db_url: str, tmp_path: Path) -> Path:
 
     asyncio.run(filled())
     directory = tmp_path / "bots"
-    directory.mkdir()
-    backend = make_url(db_url).get_backend_name()
     for bot in ("sage", "echo"):
-        (directory / f"{bot}.yaml").write_text(
-            f"name: {bot}\nstorage:\n  type: {backend}\n  url: {db_url}\n"
-            f"  backups: {{dir: {tmp_path / 'backups'}, keep: 3}}\n",
-            encoding="utf-8",
-        )
+        write_bot_yaml(directory, bot, url=db_url, backups=tmp_path / "backups", keep=3)
     return directory
 
 

@@ -12,6 +12,7 @@ import pytest
 
 import convostore.cli.names as names_cli
 from convostore.cli import main
+from tests.helpers.configs import write_bot_yaml
 from tests.legacy.test_names import (
     StandInDiscord,
     add_rows,
@@ -60,13 +61,8 @@ def factory(monkeypatch: pytest.MonkeyPatch) -> StandInFactory:
 def config_dir(db_url: str, backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     asyncio.run(add_rows(db_url))
     directory = tmp_path / "bots"
-    directory.mkdir()
     for bot in ("sage", "spark"):
-        (directory / f"{bot}.yaml").write_text(
-            f"name: {bot}\nstorage:\n  type: {backend}\n  url: {db_url}\n"
-            f"legacy:\n  token_env: {bot.upper()}_TOKEN\n",
-            encoding="utf-8",
-        )
+        write_bot_yaml(directory, bot, url=db_url, legacy={"token_env": f"{bot.upper()}_TOKEN"})
     monkeypatch.setenv("SAGE_TOKEN", SAGE_TOKEN)
     monkeypatch.setenv("SPARK_TOKEN", SPARK_TOKEN)
     return directory

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from convostore.cli import main
-from tests.ops.test_backup import add_rows, count
+from tests.helpers.configs import write_bot_yaml
+from tests.helpers.rows import add_rows, count
 
 
 @pytest.fixture
@@ -19,13 +20,8 @@ def config_dir(sqlite_template: Path, tmp_path: Path) -> Path:
     shutil.copyfile(sqlite_template, database)
     add_rows(database, "sage", 4)
     directory = tmp_path / "bots"
-    directory.mkdir()
     for bot in ("sage", "echo"):
-        (directory / f"{bot}.yaml").write_text(
-            f"name: {bot}\nstorage:\n  type: sqlite\n  path: {database}\n"
-            f"  backups: {{dir: {tmp_path / 'backups'}, keep: 3}}\n",
-            encoding="utf-8",
-        )
+        write_bot_yaml(directory, bot, path=database, backups=tmp_path / "backups", keep=3)
     return directory
 
 

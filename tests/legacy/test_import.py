@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from convostore.cli import main
 from convostore.legacy.rules import synthetic_message_id
 from tests.conftest import alembic_config
+from tests.helpers.rows import query, sync_url
 from tests.legacy.tree import (
     BIG,
     C1,
@@ -37,21 +38,6 @@ COLUMNS = (
     "bot_name, channel_id, channel_name, channel_type, user_id, username, session_id, message_id,"
     " role, content, timestamp, metadata, source"
 )
-
-
-def sync_url(url: str) -> str:
-    parsed = make_url(url)
-    driver = "sqlite" if parsed.get_backend_name() == "sqlite" else "postgresql+psycopg"
-    return parsed.set(drivername=driver).render_as_string(hide_password=False)
-
-
-def query(url: str, sql: str, **params: Any) -> list[tuple[Any, ...]]:
-    engine = create_engine(sync_url(url))
-    try:
-        with engine.connect() as connection:
-            return [tuple(row) for row in connection.execute(text(sql), params)]
-    finally:
-        engine.dispose()
 
 
 def all_rows(url: str) -> list[tuple[Any, ...]]:

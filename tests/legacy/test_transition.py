@@ -124,7 +124,7 @@ async def test_imported_rows_read_back_through_the_store_like_live_ones(
         assert live.session_id not in {r.session_id for r in rows}
         assert (await store.sessions(GENERAL))[0].session_id == live.session_id
     if db_url.startswith("sqlite"):
-        from tests.legacy.test_import import query
+        from tests.helpers.rows import query
 
         stamps = query(
             db_url,

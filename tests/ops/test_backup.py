@@ -23,38 +23,9 @@ from convostore.ops.backup import backup_bot, backup_sqlite, verify_sqlite
 from convostore.ops.restore import restore_sqlite
 from convostore.schema import HEAD_REVISION
 from tests.conftest import ConfigFactory
+from tests.helpers.rows import add_rows, count
 
 NOON = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-
-
-def add_rows(path: Path, bot: str, count: int, start: int = 0) -> None:
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute(
-            "INSERT OR IGNORE INTO sessions (bot_name, channel_id, session_id, started_at,"
-            " last_activity, message_count, is_active) VALUES (?, 'c1', 's1',"
-            " '2026-11-24 10:00:00.000000', '2026-11-24 10:00:00.000000', 0, 1)",
-            (bot,),
-        )
-        conn.executemany(
-            "INSERT INTO conversations (bot_name, channel_id, channel_name, channel_type, user_id,"
-            " username, session_id, message_id, role, content, timestamp) VALUES"
-            " (?, 'c1', 'general', 'channel', 'u1', 'alice', 's1', ?, 'user', 'hi',"
-            " '2026-11-24 10:00:00.000000')",
-            [(bot, f"m{start + i}") for i in range(count)],
-        )
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
-
-
-def count(path: Path) -> int:
-    conn = sqlite3.connect(path)
-    try:
-        return int(conn.execute("SELECT count(*) FROM conversations").fetchone()[0])
-    finally:
-        conn.close()
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from convostore.ops.browse import (
 )
 from convostore.ops.export import export_bot
 from tests.conftest import ConfigFactory
-from tests.ops.test_export import GENERAL, T0, add, fill
+from tests.helpers.rows import GENERAL, T0, add, fill
 
 
 async def test_list_channels_counts_and_spans(make_config: ConfigFactory) -> None:

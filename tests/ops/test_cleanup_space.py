@@ -15,6 +15,7 @@ from convostore import BotConfig
 from convostore.cli import main
 from convostore.ops.retention import cleanup
 from tests.conftest import ConfigFactory, upgrade
+from tests.helpers.configs import write_bot_yaml
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 SESSIONS = 40
@@ -145,8 +146,7 @@ def test_cli_cleanup_reports_the_file_size(
     database: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config_dir = tmp_path / "bots"
-    config_dir.mkdir()
-    (config_dir / "sage.yaml").write_text(f"storage:\n  path: {database}\n")
+    write_bot_yaml(config_dir, "sage", path=database, name=False)
     assert main(["cleanup", "--older-than", "90d", "--config-dir", str(config_dir), "--yes"]) == 0
     out = capsys.readouterr().out
     assert "sage: deleted 20 sessions, 5000 messages" in out

@@ -24,8 +24,8 @@ from convostore.engine import make_engine
 from convostore.models import LegacyImportModel
 from convostore.ops.copy import owned_tables
 from tests.conftest import ROOT, ConfigFactory, PostgresDatabases, upgrade
-from tests.ops.test_backup import add_rows
-from tests.ops.test_export import GENERAL, fill
+from tests.helpers.configs import write_bot_yaml
+from tests.helpers.rows import GENERAL, add_rows, fill
 
 
 async def _dump(url: str, bot: str) -> dict[str, list[tuple[Any, ...]]]:
@@ -160,9 +160,8 @@ def test_sqlite_to_postgresql_with_configured_bots(
     asyncio.run(fill(config, "sage"))
     asyncio.run(fill(config, "echo"))
     directory = tmp_path / "bots"
-    directory.mkdir()
     for bot in ("sage", "echo"):
-        (directory / f"{bot}.yaml").write_text(f"storage:\n  path: {database}\n")
+        write_bot_yaml(directory, bot, path=database, name=False)
     target = pg_databases.create()
 
     args = ["--config-dir", str(directory), "--to", target, "--bot", "sage"]

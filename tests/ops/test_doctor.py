@@ -20,6 +20,7 @@ from convostore.ops.backup import MANIFEST_SUFFIX, backup_source
 from convostore.ops.doctor import DatabaseReport, Finding, Status, diagnose
 from convostore.schema import HEAD_REVISION
 from tests.conftest import PostgresDatabases, upgrade
+from tests.helpers.configs import write_bot_yaml
 
 NOW = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 
@@ -248,11 +249,13 @@ def test_unreachable_postgresql_is_one_finding_without_the_password(tmp_path: Pa
 
 def write_config(tmp_path: Path, url: str) -> Path:
     directory = tmp_path / "bots"
-    directory.mkdir()
-    (directory / "sage.yaml").write_text(
-        f"storage:\n  url: {url}\n  type: {make_url(url).get_backend_name()}\n"
-        f"  backups: {{dir: {tmp_path / 'backups'}}}\n"
-        f"legacy:\n  dir: {tmp_path / 'legacy'}\n"
+    write_bot_yaml(
+        directory,
+        "sage",
+        url=url,
+        backups=tmp_path / "backups",
+        legacy={"dir": str(tmp_path / "legacy")},
+        name=False,
     )
     return directory
 

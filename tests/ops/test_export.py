@@ -21,10 +21,7 @@ from convostore.models import ChatSessionModel, ConversationModel
 from convostore.ops.export import export_bot, parse_since, safe_session_name, stored_channel
 from convostore.records import MESSAGE_FIELDS
 from tests.conftest import ConfigFactory
-
-T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-GENERAL = ChannelInfo.channel(100, "general")
-DM = ChannelInfo.dm(200, 42, "alice")
+from tests.helpers.rows import DM, GENERAL, T0, add, fill
 
 HOSTILE_NAMES = [
     "../..",
@@ -43,38 +40,6 @@ HOSTILE_NAMES = [
     " ",
     "/etc/passwd",
 ]
-
-
-async def add(
-    store: BotStore,
-    channel: ChannelInfo,
-    minutes: float,
-    content: str = "hello",
-    *,
-    role: str = "user",
-    username: str = "alice",
-    metadata: dict[str, Any] | None = None,
-) -> None:
-    await store.add_message(
-        channel,
-        user_id=42,
-        username=username,
-        role=role,
-        content=content,
-        timestamp=T0 + timedelta(minutes=minutes),
-        metadata=metadata,
-    )
-
-
-async def fill(config_factory: ConfigFactory, bot: str = "sage") -> None:
-    """Two channel sessions (a 2-hour silence splits them) and one DM session."""
-    async with BotStore.open(config_factory(bot)) as store:
-        for minute in (0, 1, 2):
-            await add(store, GENERAL, minute, f"{bot} general {minute}")
-        for minute in (180, 181):
-            await add(store, GENERAL, minute, f"{bot} later {minute}")
-        await add(store, DM, 5, f"{bot} dm hello")
-        await add(store, DM, 6, f"{bot} dm reply", role="assistant", username="")
 
 
 async def insert_raw(
