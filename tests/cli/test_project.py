@@ -16,7 +16,7 @@ from convostore.legacy import writer
 from convostore.ops.upgrade import current_revision, script_location
 from convostore.schema import HEAD_REVISION, KNOWN_REVISIONS
 from tests.conftest import ROOT, PostgresDatabases, upgrade
-from tests.ops.test_backup import add_rows
+from tests.helpers.rows import add_rows
 
 GENERAL = ChannelInfo.channel(1, "general")
 

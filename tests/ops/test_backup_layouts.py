@@ -31,7 +31,8 @@ from convostore.ops.backup import (
     verify_sqlite,
 )
 from tests.conftest import PG_ADMIN_URL, ConfigFactory
-from tests.ops.test_backup import NOON, WRITER, add_rows, count
+from tests.helpers.rows import add_rows, count
+from tests.ops.test_backup import NOON, WRITER
 
 
 def sqlite_bot(name: str, database: Path, backups: Path, keep: int) -> BotConfig:
