@@ -49,6 +49,20 @@ def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
     return False
 
 
+# Full-text search objects live outside the models (revision 0003): SQLite's FTS5 table and its
+# shadow tables, PostgreSQL's generated tsvector column and its GIN index. Autogenerate would read
+# them as drift.
+_SEARCH_OBJECTS = frozenset({"search_vector", "idx_conversations_search"})
+
+
+def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+    if name is None:
+        return True
+    if type_ == "table" and name.startswith("conversations_fts"):
+        return False
+    return name not in _SEARCH_OBJECTS
+
+
 def _config_dir() -> Path:
     import os
 
@@ -145,6 +159,7 @@ def do_run_migrations(connection: Connection) -> None:
         render_as_batch=True,
         compare_type=True,
         render_item=render_item,
+        include_name=include_name,
         # SQLite DDL is transactional once the driver leaves BEGIN to us: one transaction per run.
         transactional_ddl=True,
     )

@@ -21,7 +21,7 @@ from convostore.errors import (
     SchemaError,
     StorageError,
 )
-from convostore.records import ChatSession, MessageRevision, StoredMessage
+from convostore.records import ChatSession, MessageRevision, SearchHit, StoredMessage
 from convostore.store import BotStore
 
 __version__ = "0.1.0"
@@ -43,6 +43,7 @@ __all__ = [
     "OperationError",
     "ReadOnlyDatabaseError",
     "SchemaError",
+    "SearchHit",
     "StorageError",
     "StoredMessage",
     "load_config",

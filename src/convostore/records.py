@@ -67,3 +67,17 @@ class ChatSession:
     last_activity: datetime
     message_count: int
     is_active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One message found by ``BotStore.search``.
+
+    ``snippet`` is one line of the message around its first match, matched words in ``[…]``;
+    ``rank`` is the database's relevance score, higher is better (comparable within one search,
+    not across backends).
+    """
+
+    message: StoredMessage
+    snippet: str
+    rank: float

@@ -35,12 +35,14 @@ from convostore.errors import (
     SchemaError,
     StorageError,
 )
-from convostore.records import ROLES, ChatSession, MessageRevision, StoredMessage
+from convostore.records import ROLES, ChatSession, MessageRevision, SearchHit, StoredMessage
 from convostore.repositories import MessageRepository, SessionRepository
 from convostore.repositories.backfill import store_batch
 from convostore.repositories.lifecycle import LifecycleRepository
 from convostore.repositories.rows import NewMessage
+from convostore.repositories.search import SearchRepository
 from convostore.schema import check_schema
+from convostore.search import query_terms, snippet
 from convostore.sessions import base_session_id, fits_session, unique_session_id
 from convostore.unit_of_work import UnitOfWorkRunner
 
@@ -720,6 +722,46 @@ class BotStore:
             legacy.reverse()
             return legacy
         return rows
+
+    async def search(
+        self,
+        query: str,
+        *,
+        channel: ChannelInfo | int | str | None = None,
+        user_id: int | str | None = None,
+        since: datetime | None = None,
+        limit: int = 20,
+    ) -> list[SearchHit]:
+        """This bot's messages containing every word and ``"quoted phrase"`` of ``query``.
+
+        Best matches first (then newest). ``channel`` (a ``ChannelInfo`` or a channel id),
+        ``user_id`` and ``since`` (aware datetime, inclusive) narrow the search. The query is
+        text, never the database's query syntax: see :mod:`convostore.search`. Legacy JSON
+        files that are not imported yet are not searched.
+        """
+        terms = query_terms(query)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise InvalidInput(f"limit must be a non-negative int, got {limit!r}")
+        if isinstance(channel, ChannelInfo):
+            channel_id: str | None = channel.id
+        else:
+            channel_id = None if channel is None else _decimal_id(channel, "channel")
+        user = None if user_id is None else _decimal_id(user_id, "user_id")
+        if since is not None and (not isinstance(since, datetime) or since.utcoffset() is None):
+            raise InvalidInput(f"since must be a timezone-aware datetime, got {since!r}")
+        after = None if since is None else since.astimezone(UTC)
+        if not terms or limit == 0:
+            return []
+
+        def work(connection: Connection) -> list[tuple[StoredMessage, float]]:
+            return SearchRepository(connection, self.bot_name).search(
+                terms, channel_id=channel_id, user_id=user, since=after, limit=limit
+            )
+
+        return [
+            SearchHit(message=message, snippet=snippet(message.content, terms), rank=rank)
+            for message, rank in await self._read(work)
+        ]
 
     async def current_session(self, channel: ChannelInfo) -> ChatSession | None:
         """The session open in the database for the channel, whatever the clock says."""

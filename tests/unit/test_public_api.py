@@ -19,6 +19,7 @@ def test_all_is_the_contract() -> None:
         "OperationError",
         "ReadOnlyDatabaseError",
         "SchemaError",
+        "SearchHit",
         "StorageError",
         "StoredMessage",
         "load_config",

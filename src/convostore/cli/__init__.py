@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "convostore.cli.doctor",
     "convostore.cli.copy",
     "convostore.cli.serve",
+    "convostore.cli.search",
 )
 
 
