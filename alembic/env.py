@@ -33,7 +33,7 @@ from convostore.engine import make_engine
 from convostore.errors import ConvostoreError, SchemaError, StorageError
 from convostore.models import Base, UTCDateTime
 from convostore.ops import guard
-from convostore.schema import newer_revision, newer_than_code
+from convostore.schema import include_name, newer_revision, newer_than_code
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -47,20 +47,6 @@ def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
     return False
-
-
-# Full-text search objects live outside the models (revision 0003): SQLite's FTS5 table and its
-# shadow tables, PostgreSQL's generated tsvector column and its GIN index. Autogenerate would read
-# them as drift.
-_SEARCH_OBJECTS = frozenset({"search_vector", "idx_conversations_search"})
-
-
-def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
-    if name is None:
-        return True
-    if type_ == "table" and name.startswith("conversations_fts"):
-        return False
-    return name not in _SEARCH_OBJECTS
 
 
 def _config_dir() -> Path:

@@ -14,6 +14,22 @@ from convostore.errors import SchemaError
 KNOWN_REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004")
 HEAD_REVISION = KNOWN_REVISIONS[-1]
 
+# Full-text search objects live outside the models (revision 0003): SQLite's FTS5 table and its
+# shadow tables, PostgreSQL's generated tsvector column and its GIN index.
+_SEARCH_OBJECTS = frozenset({"search_vector", "idx_conversations_search"})
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Alembic's ``include_name`` for comparing the schema with the models (autogenerate, doctor).
+
+    Leaves out the search index objects, which no model describes and which are not drift.
+    """
+    if name is None:
+        return True
+    if type_ == "table" and name.startswith("conversations_fts"):
+        return False
+    return name not in _SEARCH_OBJECTS
+
 
 def stored_revisions(connection: Connection) -> list[str] | None:
     """The revisions ``alembic_version`` holds; None when the database has no such table."""

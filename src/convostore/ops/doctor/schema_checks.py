@@ -12,7 +12,13 @@ from sqlalchemy.schema import CreateIndex
 from convostore.models import Base
 from convostore.ops.doctor.report import Finding, Status
 from convostore.ops.plans import QueryPlan, explain_hot_queries
-from convostore.schema import HEAD_REVISION, newer_revision, newer_than_code, stored_revisions
+from convostore.schema import (
+    HEAD_REVISION,
+    include_name,
+    newer_revision,
+    newer_than_code,
+    stored_revisions,
+)
 
 
 def _revision(connection: Connection) -> tuple[Finding, bool]:
@@ -84,7 +90,9 @@ def _drift(connection: Connection) -> Finding:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    context = MigrationContext.configure(
+        connection, opts={"compare_type": True, "include_name": include_name}
+    )
     diffs = compare_metadata(context, Base.metadata)
     if not diffs:
         return Finding("model drift", Status.OK, "the schema matches the models")
