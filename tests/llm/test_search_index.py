@@ -171,3 +171,33 @@ def test_legacy_import_is_searchable(db_url: str, tmp_path: Path) -> None:
             assert await sage.search('"spark answer"') == []
 
     asyncio.run(check())
+
+
+async def test_edits_deletes_and_backfills_keep_the_index_exact(
+    store: BotStore, db_url: str
+) -> None:
+    await add(store, "the meeting is on monday", 1)
+    await add(store, "bring snacks", 2)
+    await store.edit_message(5001, content="the meeting moved to tuesday")
+    assert await found(store, "monday") == []
+    assert await found(store, "meeting") == ["the meeting moved to tuesday"]
+    assert await store.delete_messages([5002]) == 1
+    assert await found(store, "snacks") == []
+    await store.add_messages(
+        GENERAL,
+        [
+            {
+                "user_id": 43,
+                "username": "bob",
+                "role": "user",
+                "content": f"backfilled snacks number {n}",
+                "message_id": 7000 + n,
+                "timestamp": T0 - timedelta(days=1, minutes=n),
+            }
+            for n in range(3)
+        ],
+    )
+    assert sorted(await found(store, "snacks")) == [
+        f"backfilled snacks number {n}" for n in range(3)
+    ]
+    assert_index_exact(db_url)
