@@ -74,8 +74,8 @@ class SearchHit:
     """One message found by ``BotStore.search``.
 
     ``snippet`` is one line of the message around its first match, matched words in ``[…]``;
-    ``rank`` is the database's relevance score, higher is better (comparable within one search,
-    not across backends).
+    ``rank`` is the share of the message's words that are words of the query (0 to 1, higher is
+    more on topic; the same on every backend).
     """
 
     message: StoredMessage

@@ -13,7 +13,7 @@ import re
 
 from convostore.errors import InvalidInput
 
-__all__ = ["MAX_QUERY_LENGTH", "MAX_TERMS", "query_terms", "snippet"]
+__all__ = ["MAX_QUERY_LENGTH", "MAX_TERMS", "query_terms", "relevance", "snippet"]
 
 MAX_QUERY_LENGTH = 1_000
 MAX_TERMS = 32
@@ -46,12 +46,28 @@ def query_terms(query: str) -> list[str]:
     return terms[:MAX_TERMS]
 
 
+def _wanted(terms: list[str]) -> set[str]:
+    return {word.casefold() for term in terms for word in _WORD.findall(term)}
+
+
+def relevance(content: str, terms: list[str]) -> float:
+    """The share of ``content``'s words that are words of the query, in (0, 1] for a match.
+
+    Computed here, not by the database, so it is the same number on SQLite and PostgreSQL.
+    """
+    words = _WORD.findall(content)
+    if not words:
+        return 0.0
+    wanted = _wanted(terms)
+    return sum(word.casefold() in wanted for word in words) / len(words)
+
+
 def snippet(content: str, terms: list[str], *, width: int = 160) -> str:
     """About ``width`` characters of ``content`` around its first match, matches in ``[…]``.
 
     One line (whitespace runs become one space); ``…`` marks text cut off at either end.
     """
-    wanted = {word.casefold() for term in terms for word in _WORD.findall(term)}
+    wanted = _wanted(terms)
     hits = [m for m in _WORD.finditer(content) if m.group().casefold() in wanted]
     start = 0
     if hits:

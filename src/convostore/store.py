@@ -42,7 +42,7 @@ from convostore.repositories.lifecycle import LifecycleRepository
 from convostore.repositories.rows import NewMessage
 from convostore.repositories.search import SearchRepository
 from convostore.schema import check_schema
-from convostore.search import query_terms, snippet
+from convostore.search import query_terms, relevance, snippet
 from convostore.sessions import base_session_id, fits_session, unique_session_id
 from convostore.unit_of_work import UnitOfWorkRunner
 
@@ -734,7 +734,8 @@ class BotStore:
     ) -> list[SearchHit]:
         """This bot's messages containing every word and ``"quoted phrase"`` of ``query``.
 
-        Best matches first (then newest). ``channel`` (a ``ChannelInfo`` or a channel id),
+        The most recently stored matches first (a search reads only as far as ``limit`` matches,
+        however common the words). ``channel`` (a ``ChannelInfo`` or a channel id),
         ``user_id`` and ``since`` (aware datetime, inclusive) narrow the search. The query is
         text, never the database's query syntax: see :mod:`convostore.search`. Legacy JSON
         files that are not imported yet are not searched.
@@ -753,14 +754,18 @@ class BotStore:
         if not terms or limit == 0:
             return []
 
-        def work(connection: Connection) -> list[tuple[StoredMessage, float]]:
+        def work(connection: Connection) -> list[StoredMessage]:
             return SearchRepository(connection, self.bot_name).search(
                 terms, channel_id=channel_id, user_id=user, since=after, limit=limit
             )
 
         return [
-            SearchHit(message=message, snippet=snippet(message.content, terms), rank=rank)
-            for message, rank in await self._read(work)
+            SearchHit(
+                message=message,
+                snippet=snippet(message.content, terms),
+                rank=relevance(message.content, terms),
+            )
+            for message in await self._read(work)
         ]
 
     async def current_session(self, channel: ChannelInfo) -> ChatSession | None:

@@ -102,13 +102,20 @@ async def test_quoted_phrase_matches_words_in_order(chat: BotStore) -> None:
     assert len(await chat.search('"pizza" tonight')) == 1
 
 
-async def test_results_are_records_with_snippets_best_first(chat: BotStore) -> None:
+async def test_results_are_the_newest_records_with_snippets_and_relevance(chat: BotStore) -> None:
     hits = await chat.search("pizza")
     assert len(hits) == 4
-    assert [h.rank for h in hits] == sorted((h.rank for h in hits), reverse=True)
+    assert [h.message.id for h in hits] == sorted((h.message.id for h in hits), reverse=True)
+    assert hits[-1].message.content == "Who wants pizza tonight?"
+    assert all(0 < h.rank <= 1 for h in hits)
+    assert hits[-1].rank == 1 / 4  # one of its four words
     first = hits[0]
     assert first.message.bot_name == "sage" and first.message.timestamp.tzinfo is not None
-    assert "[pizza]" in first.snippet.casefold() or "[Pizza]" in first.snippet
+    assert first.snippet.startswith("[pizza] topping debate")
+    # limit keeps the newest
+    assert [h.message.id for h in await chat.search("pizza", limit=2)] == [
+        h.message.id for h in hits[:2]
+    ]
 
 
 async def test_filters_channel_user_since_limit(chat: BotStore) -> None:

@@ -14,7 +14,6 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Float,
     Integer,
     Select,
     bindparam,
@@ -66,16 +65,17 @@ def _filters(
 def _sqlite_statement(
     channel_id: str | None, user_id: str | None, since: datetime | None
 ) -> Select[Any]:
-    # bm25 is lower for better matches; the rank handed out is its negation (higher is better).
-    score = func.bm25(_FTS_NAME)
+    # Newest stored first, read straight off the FTS5 doclists backwards (rowid is the message's
+    # id): the query stops after ``limit`` matches of this bot, however common the words are.
+    # Ordering by bm25 instead costs a pass over every match (14 s for a word in 83% of 1M rows).
     query = (
-        select(*message_columns("sqlite"), (-score).label("rank"))
+        select(*message_columns("sqlite"))
         .select_from(_FTS.join(_T, _T.c.id == _FTS.c.rowid))
         .where(_FTS_NAME.op("MATCH")(bindparam("match")))
     )
     return (
         _filters(query, channel_id, user_id, since)
-        .order_by(score, _T.c.timestamp.desc(), _T.c.id.desc())
+        .order_by(_FTS.c.rowid.desc())
         .limit(bindparam("limit", type_=Integer))
     )
 
@@ -83,14 +83,10 @@ def _sqlite_statement(
 def _postgresql_statement(
     terms: int, channel_id: str | None, user_id: str | None, since: datetime | None
 ) -> Select[Any]:
-    tsquery = _tsquery(terms)
-    score = func.ts_rank_cd(_VECTOR, tsquery, type_=Float)
-    query = select(*message_columns("postgresql"), score.label("rank")).where(
-        _VECTOR.op("@@")(tsquery)
-    )
+    query = select(*message_columns("postgresql")).where(_VECTOR.op("@@")(_tsquery(terms)))
     return (
         _filters(query, channel_id, user_id, since)
-        .order_by(score.desc(), _T.c.timestamp.desc(), _T.c.id.desc())
+        .order_by(_T.c.id.desc())
         .limit(bindparam("limit", type_=Integer))
     )
 
@@ -108,8 +104,8 @@ class SearchRepository:
         user_id: str | None,
         since: datetime | None,
         limit: int,
-    ) -> list[tuple[StoredMessage, float]]:
-        """This bot's messages matching every term, best first, with their rank."""
+    ) -> list[StoredMessage]:
+        """This bot's messages matching every term, the most recently stored first."""
         params: dict[str, Any] = {
             "bot_name": self.bot_name,
             "channel_id": channel_id,
@@ -125,4 +121,4 @@ class SearchRepository:
             params.update({f"t{n}": term for n, term in enumerate(terms)})
         rows = self.connection.execute(statement, params).all()
         read = message_reader(self.connection.dialect.name)
-        return [(read(row[:-1]), float(row[-1])) for row in rows]
+        return [read(row) for row in rows]
