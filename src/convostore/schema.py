@@ -14,7 +14,7 @@ from convostore.errors import SchemaError
 KNOWN_REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004")
 HEAD_REVISION = KNOWN_REVISIONS[-1]
 
-# Full-text search objects live outside the models (revision 0003): SQLite's FTS5 table and its
+# Full-text search objects live outside the models (revision 0004): SQLite's FTS5 table and its
 # shadow tables, PostgreSQL's generated tsvector column and its GIN index.
 _SEARCH_OBJECTS = frozenset({"search_vector", "idx_conversations_search"})
 
