@@ -746,8 +746,8 @@ class BotStore:
         if isinstance(channel, ChannelInfo):
             channel_id: str | None = channel.id
         else:
-            channel_id = None if channel is None else _decimal_id(channel, "channel")
-        user = None if user_id is None else _decimal_id(user_id, "user_id")
+            channel_id = None if channel is None else decimal_id(channel, "channel")
+        user = None if user_id is None else decimal_id(user_id, "user_id")
         if since is not None and (not isinstance(since, datetime) or since.utcoffset() is None):
             raise InvalidInput(f"since must be a timezone-aware datetime, got {since!r}")
         after = None if since is None else since.astimezone(UTC)
