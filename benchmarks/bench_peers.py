@@ -32,6 +32,8 @@ import tempfile
 import time
 import warnings
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,12 @@ def available() -> dict[str, str | None]:
         status["openai SQLiteSession"] = f"not installed ({exc}); pip install -e '.[bench]'"
     else:
         status["openai SQLiteSession"] = None
+    try:
+        from agents.extensions.memory import SQLAlchemySession  # noqa: F401
+    except ImportError as exc:
+        status["openai SQLAlchemySession"] = f"not installed ({exc}); pip install -e '.[bench]'"
+    else:
+        status["openai SQLAlchemySession"] = None
     try:
         from langchain_community.chat_message_histories import SQLChatMessageHistory  # noqa: F401
     except ImportError as exc:
@@ -152,6 +160,70 @@ async def append_langchain(
     return timer
 
 
+async def append_sqlalchemy_session(
+    path: Path, messages: list[dict[str, Any]], synchronous: str
+) -> common.Timer:
+    from agents.extensions.memory import SQLAlchemySession
+
+    engine = langchain_engine(path, synchronous)
+    channels = sorted({m["channel"] for m in messages})
+    sessions = {
+        c: SQLAlchemySession(f"channel-{c}", engine=engine, create_tables=True) for c in channels
+    }
+    # Untimed: creates the tables and opens the pooled connection.
+    warm = SQLAlchemySession("warm", engine=engine, create_tables=True)
+    await warm.add_items([item(bench_append.WARMUP_MESSAGE)])
+    await warm.get_items(limit=1)
+    timer = common.Timer()
+    for m in messages:
+        start = time.perf_counter()
+        await sessions[m["channel"]].add_items([item(m)])
+        timer.latencies.append(time.perf_counter() - start)
+    timer.stop()
+    await engine.dispose()
+    return timer
+
+
+async def append_adapter(
+    kind: str, path: Path, messages: list[dict[str, Any]], synchronous: str
+) -> common.Timer:
+    """convostore's ``ConvostoreSession`` (``add_items``) or ``ConvostoreChatMessageHistory``."""
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    from convostore import BotStore, ChannelInfo
+    from convostore.integrations.langchain import ConvostoreChatMessageHistory
+    from convostore.integrations.openai_agents import ConvostoreSession
+
+    url = common.sqlite_database(path)
+    config = common.bot_config(url, synchronous=synchronous)
+    async with BotStore.open(config) as store:
+        memories: dict[int, Any] = {}
+        for c in sorted({m["channel"] for m in messages} | {-1}):
+            channel = ChannelInfo.channel(channel_id=c + 2, name="c")
+            memories[c] = (
+                ConvostoreSession(store, channel)
+                if kind == "session"
+                else ConvostoreChatMessageHistory(store, channel)
+            )
+
+        async def add(m: dict[str, Any]) -> None:
+            memory = memories[m["channel"]]
+            if kind == "session":
+                await memory.add_items([item(m)])
+            else:
+                message = HumanMessage if m["role"] == "user" else AIMessage
+                await memory.aadd_messages([message(m["content"])])
+
+        await add({**bench_append.WARMUP_MESSAGE, "channel": -1})  # untimed
+        timer = common.Timer()
+        for m in messages:
+            start = time.perf_counter()
+            await add(m)
+            timer.latencies.append(time.perf_counter() - start)
+        timer.stop()
+    return timer
+
+
 # --- history ------------------------------------------------------------------------------------
 
 
@@ -215,6 +287,47 @@ def langchain_file(rows: int) -> Path:
     return path
 
 
+def sqlalchemy_file(rows: int) -> Path:
+    """A cached SQLAlchemySession database (its own tables) with the same row layout."""
+    from agents.extensions.memory import SQLAlchemySession
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    path = common.RESULTS / "cache" / f"openai_sqlalchemy_{rows}.db"
+    if path.exists():
+        return path
+    building = path.with_name(path.stem + ".building.db")
+    common.remove_sqlite(building)
+
+    async def schema() -> None:
+        engine = create_async_engine(f"sqlite+aiosqlite:///{building}")
+        await SQLAlchemySession("schema", engine=engine, create_tables=True).get_items()
+        await engine.dispose()
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, schema()).result()
+    n = data.channels(rows)
+    item = json.dumps({"role": "user", "content": data.CONTENT})
+    with sqlite3.connect(building, isolation_level=None) as conn:
+        conn.execute("PRAGMA synchronous = OFF")
+        conn.execute("BEGIN")
+        conn.executemany(
+            "INSERT INTO agent_sessions (session_id) VALUES (?)",
+            [(data.channel_id(c),) for c in range(n)],
+        )
+        for start in range(0, rows, data.CHUNK):
+            stop = min(rows, start + data.CHUNK)
+            conn.executemany(
+                "INSERT INTO agent_messages (session_id, message_data, created_at)"
+                " VALUES (?, ?, datetime('2025-01-01', '+' || ? || ' seconds'))",
+                ((data.channel_id(i % n), item, i) for i in range(start, stop)),
+            )
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    building.replace(path)
+    common.remove_sqlite(building)
+    return path
+
+
 Reader = Callable[[str], Awaitable[int]]
 
 
@@ -261,6 +374,50 @@ async def history_openai(rows: int, channel_ids: list[str]) -> list[float]:
             session.close()
 
 
+async def history_sqlalchemy_session(rows: int, channel_ids: list[str]) -> list[float]:
+    from agents.extensions.memory import SQLAlchemySession
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(f"sqlite+aiosqlite:///{sqlalchemy_file(rows)}")
+    sessions = {cid: SQLAlchemySession(cid, engine=engine) for cid in set(channel_ids)}
+
+    async def read(cid: str) -> int:
+        return len(await sessions[cid].get_items(limit=100))
+
+    try:
+        return await timed(read, channel_ids)
+    finally:
+        await engine.dispose()
+
+
+async def history_adapter(kind: str, rows: int, channel_ids: list[str]) -> list[float]:
+    """The adapters over convostore's own history file (rows as a Discord bot stores them)."""
+    from convostore import BotStore, ChannelInfo
+    from convostore.integrations.langchain import ConvostoreChatMessageHistory
+    from convostore.integrations.openai_agents import ConvostoreSession
+
+    url = f"sqlite+aiosqlite:///{data.sqlite_file(rows)}"
+    async with BotStore.open(common.bot_config(url, data.BOT)) as store:
+        channels = {cid: ChannelInfo.channel(channel_id=cid, name="c") for cid in set(channel_ids)}
+        if kind == "session":
+            sessions = {cid: ConvostoreSession(store, ch) for cid, ch in channels.items()}
+
+            async def read(cid: str) -> int:
+                return len(await sessions[cid].get_items(limit=100))
+
+        else:
+            histories = {
+                cid: ConvostoreChatMessageHistory(store, ch) for cid, ch in channels.items()
+            }
+
+            async def read(cid: str) -> int:
+                # BaseChatMessageHistory has no limit: the whole channel, the newest 100 kept,
+                # as for SQLChatMessageHistory.
+                return len((await histories[cid].aget_messages())[-100:])
+
+        return await timed(read, channel_ids)
+
+
 async def history_langchain(rows: int, channel_ids: list[str]) -> list[float]:
     from langchain_community.chat_message_histories import SQLChatMessageHistory
     from sqlalchemy.ext.asyncio import create_async_engine
@@ -278,6 +435,54 @@ async def history_langchain(rows: int, channel_ids: list[str]) -> list[float]:
         return await timed(read, channel_ids)
     finally:
         await engine.dispose()
+
+
+ADAPTERS = {
+    "session": "convostore ConvostoreSession",
+    "langchain": "convostore ConvostoreChatMessageHistory",
+}
+# Each adapter against the peers of its own framework.
+PAIRS = (
+    (ADAPTERS["session"], "openai SQLiteSession"),
+    (ADAPTERS["session"], "openai SQLAlchemySession"),
+    (ADAPTERS["langchain"], "langchain SQLChatMessageHistory"),
+)
+VERSUS_KEYS = ("measure", "adapter", "peer", "adapter_value", "peer_value", "adapter_x")
+
+
+def adapters_versus_peers(
+    append_rows: list[dict[str, Any]], history_rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Per pair: append rate (per second, higher is better) and history p50 (ms, lower)."""
+    versus = []
+    for adapter, peer in PAIRS:
+        for level in sorted({r["synchronous"] for r in append_rows}):
+            rate = {r["contender"]: r["per_s"] for r in append_rows if r["synchronous"] == level}
+            if adapter in rate and peer in rate:
+                versus.append(
+                    {
+                        "measure": f"append/s, synchronous={level}",
+                        "adapter": adapter,
+                        "peer": peer,
+                        "adapter_value": rate[adapter],
+                        "peer_value": rate[peer],
+                        "adapter_x": rate[adapter] / rate[peer],
+                    }
+                )
+        for rows in sorted({r["rows"] for r in history_rows}):
+            p50 = {r["contender"]: r["p50_ms"] for r in history_rows if r["rows"] == rows}
+            if adapter in p50 and peer in p50:
+                versus.append(
+                    {
+                        "measure": f"history p50 ms, {rows:,} rows",
+                        "adapter": adapter,
+                        "peer": peer,
+                        "adapter_value": p50[adapter],
+                        "peer_value": p50[peer],
+                        "adapter_x": p50[peer] / p50[adapter],
+                    }
+                )
+    return versus
 
 
 async def main() -> None:
@@ -309,6 +514,12 @@ async def main() -> None:
                 common.sqlite_database(Path(tmp) / "ours.db"), messages, level
             )
             timers = {"convostore": ours}
+            for kind, name in ADAPTERS.items():
+                timers[name] = await append_adapter(kind, Path(tmp) / f"{kind}.db", messages, level)
+            if "openai SQLAlchemySession" in runnable:
+                timers["openai SQLAlchemySession"] = await append_sqlalchemy_session(
+                    Path(tmp) / "openai_sqlalchemy.db", messages, level
+                )
             if "openai SQLiteSession" in runnable:
                 timers["openai SQLiteSession"] = await append_openai(
                     Path(tmp) / "openai.db", messages, level
@@ -322,7 +533,9 @@ async def main() -> None:
                 {
                     "synchronous": level,
                     "contender": name,
-                    "journal": "rollback (its default)" if name.startswith("langchain") else "wal",
+                    "journal": "rollback (its default)"
+                    if name.startswith("langchain") or "SQLAlchemy" in name
+                    else "wal",
                     "messages": len(timer.latencies),
                     "per_s": timer.rate,
                     **common.summary(timer.latencies),
@@ -350,7 +563,10 @@ async def main() -> None:
     history_rows: list[dict[str, Any]] = []
     readers = {
         "convostore": history_convostore,
+        ADAPTERS["session"]: partial(history_adapter, "session"),
+        ADAPTERS["langchain"]: partial(history_adapter, "langchain"),
         "openai SQLiteSession": history_openai,
+        "openai SQLAlchemySession": history_sqlalchemy_session,
         "langchain SQLChatMessageHistory": history_langchain,
     }
     sizes = [] if args.skip_history else [int(s) for s in args.sizes.split(",")]
@@ -363,7 +579,7 @@ async def main() -> None:
         ]
         base: float | None = None
         for name, reader in readers.items():
-            if name != "convostore" and name not in runnable:
+            if name not in ("convostore", *ADAPTERS.values()) and name not in runnable:
                 continue
             # LangChain reads the whole channel with no limit: hundreds of ms a read from 100k rows.
             slow = name.startswith("langchain") and rows >= 100_000
@@ -380,9 +596,17 @@ async def main() -> None:
     )
     print("(convostore_x: this contender's p50 / convostore's p50; p99 only from 1,000+ samples)")
     print(common.table(headers, [[r[h] for h in headers] for r in history_rows]))
+    versus = adapters_versus_peers(append_rows, history_rows)
+    headers = ["measure", "adapter", "peer", "adapter value", "peer value", "adapter_x"]
+    print(
+        "\nconvostore's adapters against each peer of their framework, same run"
+        " (adapter_x: how many times faster the adapter is; > 1 means ahead)"
+    )
+    print(common.table(headers, [[v[h] for h in VERSUS_KEYS] for v in versus]))
     common.write_results(
         "peers",
         {
+            "adapters_versus_peers": versus,
             "count": args.count,
             "channels": args.channels,
             "skipped": status,
