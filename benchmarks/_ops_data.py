@@ -64,6 +64,8 @@ def sqlite_file() -> Path:
     """The cached file (built on first use, about a minute)."""
     path = common.RESULTS / "cache" / "ops_1m.db"
     if path.exists():
+        # A file built by an older checkout: bring it to this code's schema (in place, once).
+        common.migrate(f"sqlite+aiosqlite:///{path}")
         return path
     building = path.with_name("ops_1m.building.db")
     common.sqlite_database(building)

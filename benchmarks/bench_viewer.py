@@ -65,7 +65,7 @@ def _measure(url: str, requests: int) -> list[dict[str, Any]]:
 def main() -> None:
     p = common.parser(__doc__ or "")
     p.set_defaults(backends="sqlite")
-    p.add_argument("--requests", type=int, default=50)
+    p.add_argument("--requests", type=int, default=30)
     args = p.parse_args()
     source = data.sqlite_file()
     results: dict[str, Any] = {
