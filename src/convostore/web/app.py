@@ -24,7 +24,7 @@ from starlette.staticfiles import StaticFiles
 from convostore.config import BotConfig
 from convostore.db import translate_errors
 from convostore.engine import make_engine, read_only
-from convostore.errors import ConvostoreError
+from convostore.errors import ConvostoreError, InvalidInput
 from convostore.ops.export import visible
 from convostore.schema import check_schema
 from convostore.web import queries
@@ -324,6 +324,8 @@ def _guard(
             return await handler(request)
         except _NotFound as exc:
             return viewer.error(404, str(exc))
+        except InvalidInput as exc:
+            return viewer.error(400, str(exc))
         except ConvostoreError as exc:
             return viewer.error(503, str(exc))
 
