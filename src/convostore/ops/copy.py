@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -218,46 +216,23 @@ def _hashable(value: Any) -> Any:
     return value
 
 
-@contextmanager
-def _no_config_dir() -> Iterator[None]:
-    """Alembic's env.py must not run data revisions for configured bots on the copy's target."""
-    saved = os.environ.pop("CONVOSTORE_CONFIG_DIR", None)
-    try:
-        yield
-    finally:
-        if saved is not None:
-            os.environ["CONVOSTORE_CONFIG_DIR"] = saved
-
-
-def script_location() -> Path:
-    """The Alembic script directory: the one shipped inside the package, else the repository's."""
-    package = Path(__file__).resolve().parent.parent
-    inside = sorted(
-        env.parent for env in package.glob("*/env.py") if (env.parent / "versions").is_dir()
-    )
-    for candidate in [*inside, package.parent.parent / "alembic"]:
-        if (candidate / "env.py").is_file():
-            return candidate
-    raise OperationError("cannot find convostore's Alembic revisions (env.py and versions/)")
-
-
 def upgrade_target(url: str, revision: str) -> None:
-    """Create or upgrade the database at ``url`` to ``revision`` through Alembic's env.py."""
-    import argparse
+    """Create or upgrade the database at ``url`` to ``revision`` through Alembic's env.py.
+
+    The packaged migrations, as ``convostore upgrade --url`` runs them; no bot configuration is
+    read and the legacy data revision imports nothing (the copy brings the rows).
+    """
     import tempfile
 
     from alembic import command
-    from alembic.config import Config
     from alembic.util import CommandError
 
-    with tempfile.TemporaryDirectory(prefix="convostore-copy-") as empty, _no_config_dir():
-        cfg = Config()
-        cfg.set_main_option("script_location", str(script_location()))
-        cfg.set_main_option("convostore_config_dir", str(Path(empty) / "none"))
-        cfg.attributes["configure_logger"] = False
-        cfg.cmd_opts = argparse.Namespace(x=[f"url={url}"])
+    from convostore.ops.upgrade import alembic_config
+
+    with tempfile.TemporaryDirectory(prefix="convostore-copy-") as empty:
+        cfg = alembic_config(Path(empty), url=url, legacy_import=False)
         try:
-            command.upgrade(cfg, revision)
+            command.upgrade(cfg, revision)  # type: ignore[arg-type]
         except CommandError as exc:
             raise OperationError(f"{redact_url(url)}: schema upgrade failed: {exc}") from None
 
