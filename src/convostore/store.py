@@ -53,6 +53,9 @@ logger = logging.getLogger(__name__)
 # serialization failure or deadlock, a connection the server dropped. Every unit of work of the
 # store is safe to repeat: a message write is idempotent by message id.
 _WRITE_ATTEMPTS = 5
+# Under SERIALIZABLE (CockroachDB, YugabyteDB, or PostgreSQL set to it) writers of one channel
+# conflict often under load; each failure is cheap and the server expects a retry.
+_SERIALIZATION_ATTEMPTS = 30
 _FENCE_POLL_S = 0.05
 # SQLite already waited the busy timeout (30 s) before "database is locked": one more wait only.
 _LOCKED_ATTEMPTS = 2
@@ -76,12 +79,14 @@ def _may_retry(exc: ConvostoreError, attempt: int) -> bool:
     reason = retry_reason(exc)
     if reason is None:
         return False
+    if reason == "conflict":
+        return attempt < _SERIALIZATION_ATTEMPTS
     return attempt < (_LOCKED_ATTEMPTS if reason == "locked" else _WRITE_ATTEMPTS)
 
 
 async def _back_off(attempt: int) -> None:
     # Writers that conflicted with each other should not meet again at the same instant.
-    await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
+    await asyncio.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
 
 
 def _message_id(value: int | str | None) -> str:
@@ -334,6 +339,7 @@ class BotStore:
         self.engine = engine
         self._where = config.safe_database_url
         self._runner = UnitOfWorkRunner(engine)
+        self._postgresql = engine.url.get_backend_name() == "postgresql"
 
     @classmethod
     @asynccontextmanager
@@ -376,7 +382,7 @@ class BotStore:
             await asyncio.sleep(_FENCE_POLL_S)
 
     async def _write_attempts(self, work: Callable[[Connection], _T]) -> _T:
-        for attempt in range(1, _WRITE_ATTEMPTS + 1):
+        for attempt in range(1, max(_WRITE_ATTEMPTS, _SERIALIZATION_ATTEMPTS) + 1):
             try:
                 with translate_errors(self._where):
                     return await self._runner.write(work)
@@ -450,6 +456,10 @@ class BotStore:
     ) -> StoredMessage:
         """Store ``new`` in one unit of work; ``before`` may adjust it inside that unit first."""
         storage = self.config.storage
+        if before is None and self._postgresql:
+            stored = await self._append_in_one_statement(new)
+            if stored is not None:
+                return stored
 
         def work(connection: Connection) -> StoredMessage:
             # Hot path, two statements: count the message in the open session if it fits, then
@@ -475,6 +485,29 @@ class BotStore:
             return await self._write(work)
         except _AlreadyStored as already:
             return already.record
+
+    async def _append_in_one_statement(self, new: NewMessage) -> StoredMessage | None:
+        """PostgreSQL's common case, one round trip: the open session takes the message.
+
+        ``None`` when it does not (a new session starts, the id is already stored) or the
+        statement failed: nothing was changed, and the full unit of work, with its retries, runs.
+        """
+        storage = self.config.storage
+
+        def work(connection: Connection) -> tuple[int, str] | None:
+            return SessionRepository(connection, self.bot_name).append_to_open(
+                new, gap=storage.session_gap, max_span=storage.session_timeout
+            )
+
+        try:
+            with translate_errors(self._where):
+                done = await self._runner.write_one_statement(work)
+        except StorageError:
+            return None
+        if done is None:
+            return None
+        row_id, session_id = done
+        return dataclasses.replace(new, session_id=session_id).stored(row_id, self.bot_name)
 
     async def add_discord_message(self, message: Any, *, role: str | None = None) -> StoredMessage:
         """Store a ``discord.Message`` with everything Discord says of it.

@@ -131,6 +131,18 @@ class UnitOfWorkRunner:
                     self._queue.remove(write)
             raise
 
+    async def write_one_statement(self, work: Callable[[Connection], _T]) -> _T:
+        """Run ``work``, which writes with a single statement, as that statement's own transaction.
+
+        On PostgreSQL it runs in autocommit: one round trip, no ``BEGIN``/``COMMIT``. On SQLite it
+        is an ordinary write (group commit).
+        """
+        if not self._autocommit_reads:
+            return await self.write(work)
+        async with self.engine.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            return await connection.run_sync(work)
+
     async def read(self, work: Callable[[Connection], _T]) -> _T:
         """Run ``work``, which must read with a single statement (on SQLite it gets no BEGIN)."""
         if self._reader is not None:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -93,3 +94,47 @@ def test_three_processes_500_messages_each(tmp_path: Path, db_url: str, backend:
         f"(including process start-up), max latency "
         f"{max(r['max_latency'] for r in reports) * 1000:.0f} ms"
     )
+
+
+@pytest.mark.slow
+def test_six_processes_on_a_serializable_postgresql_database(
+    tmp_path: Path, pg_databases: Any
+) -> None:
+    # The isolation CockroachDB and YugabyteDB use: conflicting transactions fail with 40001
+    # (or 40P01) and the store runs them again.
+    from tests.conftest import _pg_admin, upgrade
+
+    db_url = pg_databases.create()
+    name = make_url(db_url).database
+    with _pg_admin() as conn:
+        conn.execute(
+            f"ALTER DATABASE \"{name}\" SET default_transaction_isolation = 'serializable'"
+        )
+    upgrade(db_url)
+    assert _query(db_url, "SHOW default_transaction_isolation") == [("serializable",)]
+    config = tmp_path / "sage.yaml"
+    config.write_text(f"storage:\n  type: postgresql\n  url: {db_url}\n")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(config), str(worker), "100"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        for worker in range(6)
+    ]
+    reports = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        reports.append(json.loads(out.strip().splitlines()[-1]))
+    assert [r["errors"] for r in reports] == [[]] * 6
+    assert _query(db_url, "SELECT count(DISTINCT message_id), count(*) FROM conversations") == [
+        (600, 600)
+    ]
+    assert _query(db_url, "SELECT sum(message_count) FROM sessions") == [(600,)]
+    open_sessions = _query(
+        db_url, "SELECT channel_id, count(*) FROM sessions WHERE is_active GROUP BY channel_id"
+    )
+    assert sorted(open_sessions) == [("1", 1), *((str(100 + w), 1) for w in range(6))]

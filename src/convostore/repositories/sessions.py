@@ -6,12 +6,20 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, bindparam, case, insert, or_, select, text, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from convostore.models import UTCDateTime
 from convostore.records import ChatSession
 from convostore.repositories import driver
-from convostore.repositories.rows import SESSION_COLUMNS, SESSIONS, session_from_row
+from convostore.repositories.rows import (
+    MESSAGES,
+    NEW_MESSAGE_FIELDS,
+    SESSION_COLUMNS,
+    SESSIONS,
+    NewMessage,
+    session_from_row,
+)
 
 _T = SESSIONS
 # The bare column, exactly the predicate of the partial index uq_sessions_one_active: SQLite uses
@@ -73,6 +81,63 @@ _LIST = (
 )
 
 
+def _fit_bounds(at: datetime, *, gap: int, max_span: int) -> dict[str, datetime]:
+    """The parameters of ``_EXTEND_OPEN``'s rule for a message at ``at``."""
+    return {
+        "at": at,
+        # started_at in [at - max_span, at + gap], last_activity in [at - gap, at + max_span]:
+        # with last - start <= max_span already, exactly "within the gap on either side, and the
+        # widened span fits the timeout".
+        "not_after_start": at + timedelta(seconds=gap),
+        "not_before_start": at - timedelta(seconds=max_span),
+        "not_before_last": at - timedelta(seconds=gap),
+        "not_after_last": at + timedelta(seconds=max_span),
+    }
+
+
+def _append_to_open() -> Select[Any]:
+    """PostgreSQL: the common message write as one statement (one round trip in autocommit).
+
+    Lock the channel's open session if the message fits it (``_EXTEND_OPEN``'s own rule), insert
+    the message into it (``ON CONFLICT (bot_name, message_id) DO NOTHING``), and count it in the
+    session only if it was inserted. One row ``(id, session_id)`` comes back when all of that
+    happened; none when the session does not take the message or the id is already stored, and
+    then nothing was changed (the caller runs the full unit of work).
+    """
+    messages = MESSAGES
+    fields = [f for f in NEW_MESSAGE_FIELDS if f != "session_id"]
+    open_session = (
+        select(_T.c.session_id)
+        .where(_EXTEND_OPEN.whereclause)  # type: ignore[arg-type]
+        .with_for_update()
+        .cte("open_session")
+    )
+    # The message's parameters are prefixed: named as the columns, Core would also SET them in
+    # the sessions UPDATE (a statement's parameters named after its table's columns are values).
+    source = select(
+        bindparam("m_bot_name", type_=messages.c.bot_name.type),
+        *(bindparam(f"m_{f}", type_=messages.c[f].type) for f in fields),
+        open_session.c.session_id,
+    )
+    inserted = (
+        postgresql.insert(messages)
+        .from_select(["bot_name", *fields, "session_id"], source)
+        .on_conflict_do_nothing(index_elements=["bot_name", "message_id"])
+        .returning(messages.c.id, messages.c.session_id)
+        .cte("inserted")
+    )
+    counted = (
+        update(_T)
+        .where(_BOT, _CHANNEL, _T.c.session_id == inserted.c.session_id)
+        .values(_WIDEN)
+        .cte("counted")
+    )
+    return select(inserted.c.id, inserted.c.session_id).add_cte(counted)
+
+
+_APPEND_TO_OPEN = _append_to_open()
+
+
 class SessionRepository:
     def __init__(self, connection: Connection, bot_name: str) -> None:
         self.connection = connection
@@ -83,20 +148,29 @@ class SessionRepository:
         params = {
             "bot": self.bot_name,
             "channel": channel_id,
-            "at": at,
-            # started_at in [at - max_span, at + gap], last_activity in
-            # [at - gap, at + max_span]: with last - start <= max_span already, exactly
-            # "within the gap on either side, and the widened span fits the timeout".
-            "not_after_start": at + timedelta(seconds=gap),
-            "not_before_start": at - timedelta(seconds=max_span),
-            "not_before_last": at - timedelta(seconds=gap),
-            "not_after_last": at + timedelta(seconds=max_span),
+            **_fit_bounds(at, gap=gap, max_span=max_span),
         }
         if self.connection.dialect.driver == "pysqlite":
             row = driver.execute(self.connection, _EXTEND_OPEN, params).fetchone()
             return None if row is None else str(row[0])
         session_id: str | None = self.connection.execute(_EXTEND_OPEN, params).scalar()
         return session_id
+
+    def append_to_open(
+        self, message: NewMessage, *, gap: int, max_span: int
+    ) -> tuple[int, str] | None:
+        """PostgreSQL: store ``message`` in the open session in one statement, if it fits.
+
+        ``(row id, session_id)``, or ``None`` with nothing changed (see :func:`_append_to_open`).
+        """
+        params: dict[str, Any] = {f"m_{k}": v for k, v in message.params(self.bot_name).items()}
+        params.update(
+            bot=self.bot_name,
+            channel=message.channel_id,
+            **_fit_bounds(message.timestamp, gap=gap, max_span=max_span),
+        )
+        row = self.connection.execute(_APPEND_TO_OPEN, params).first()
+        return None if row is None else (int(row[0]), str(row[1]))
 
     def open_session(self, channel_id: str) -> tuple[int, ChatSession] | None:
         """(row id, record) of the session of ``channel_id`` that is open in the database."""
