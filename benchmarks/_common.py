@@ -81,7 +81,17 @@ def migrate(url: str) -> None:
         pool.submit(command.upgrade, cfg, "head").result()
 
 
-_TEMPLATE = RESULTS / "cache" / "template.db"
+def _schema_head() -> str:
+    """The Alembic head revision: cached databases are kept per schema, rebuilt when it moves."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(Config(str(ROOT / "alembic.ini"))).get_current_head()
+    return str(head)
+
+
+SCHEMA_CACHE = RESULTS / "cache" / f"schema-{_schema_head()}"
+_TEMPLATE = SCHEMA_CACHE / "template.db"
 
 
 def sqlite_database(path: Path) -> str:

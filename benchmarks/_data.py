@@ -54,7 +54,7 @@ def _rows(start: int, stop: int, n_channels: int) -> Iterator[tuple[object, ...]
 
 def sqlite_file(rows: int) -> Path:
     """The cached SQLite file with ``rows`` messages of bot ``bench`` (built on first use)."""
-    path = common.RESULTS / "cache" / f"history_{rows}.db"
+    path = common.SCHEMA_CACHE / f"history_{rows}.db"
     if path.exists():
         return path
     building = path.with_name(path.stem + ".building.db")

@@ -62,7 +62,7 @@ def _messages(c: int) -> Iterator[tuple[object, ...]]:
 
 def sqlite_file() -> Path:
     """The cached file (built on first use, about a minute)."""
-    path = common.RESULTS / "cache" / "ops_1m.db"
+    path = common.SCHEMA_CACHE / "ops_1m.db"
     if path.exists():
         # A file built by an older checkout: bring it to this code's schema (in place, once).
         common.migrate(f"sqlite+aiosqlite:///{path}")
