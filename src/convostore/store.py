@@ -10,8 +10,8 @@ import math
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
@@ -32,6 +32,7 @@ from convostore.errors import (
     DatabaseLockedError,
     DatabaseUnavailableError,
     InvalidInput,
+    ReadOnlyDatabaseError,
     SchemaError,
     StorageError,
 )
@@ -44,6 +45,7 @@ from convostore.repositories.search import SearchRepository
 from convostore.schema import check_schema
 from convostore.search import query_terms, relevance, snippet
 from convostore.sessions import base_session_id, fits_session, unique_session_id
+from convostore.sqlite_files import unwritable_reason
 from convostore.unit_of_work import UnitOfWorkRunner
 
 logger = logging.getLogger(__name__)
@@ -330,6 +332,21 @@ def _new_message(
     )
 
 
+@contextmanager
+def _read_only_place(config: BotConfig) -> Iterator[None]:
+    """A SQLite database that cannot be opened in a read-only place is read-only, not missing."""
+    try:
+        yield
+    except DatabaseUnavailableError as exc:
+        path = config.sqlite_path
+        reason = None if path is None else unwritable_reason(path)
+        if reason is None:
+            raise
+        raise ReadOnlyDatabaseError(
+            f"{config.safe_database_url}: the database is read-only: {reason}"
+        ) from exc
+
+
 class BotStore:
     """One bot's view of the conversation database; it never reads or writes other bots' rows."""
 
@@ -358,7 +375,7 @@ class BotStore:
         )
         store: BotStore | None = None
         try:
-            with translate_errors(config.safe_database_url):
+            with _read_only_place(config), translate_errors(config.safe_database_url):
                 async with read_only(engine).connect() as connection:
                     await check_schema(connection, config.safe_database_url)
                     await _warn_of_legacy_files(config, connection)

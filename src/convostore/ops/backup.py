@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -37,6 +38,7 @@ from convostore.config import DEFAULT_BACKUP_KEEP, BotConfig
 from convostore.errors import OperationError
 from convostore.ops import write_error
 from convostore.schema import KNOWN_REVISIONS
+from convostore.sqlite_files import read_only_uri, unwritable_reason
 
 MANIFEST_SUFFIX = ".manifest.json"
 BACKUP_STEP_PAGES = 2048  # 8 MB of 4 KiB pages per step
@@ -69,7 +71,7 @@ class BackupResult:
 def _connect_read_only(path: Path) -> sqlite3.Connection:
     if not path.is_file():
         raise OperationError(f"{path}: no such file")
-    return sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+    return sqlite3.connect(read_only_uri(path), uri=True)
 
 
 def verify_sqlite(path: str | os.PathLike[str], *, full: bool = True) -> Verification:
@@ -85,9 +87,15 @@ def verify_sqlite(path: str | os.PathLike[str], *, full: bool = True) -> Verific
             pragma = "integrity_check" if full else "quick_check"
             results = [row[0] for row in conn.execute(f"PRAGMA {pragma}")]
         except sqlite3.DatabaseError as exc:
-            return Verification(
-                path, False, str(exc), None, problems=(f"not a sound database: {exc}",)
-            )
+            reason = unwritable_reason(path)
+            if reason is not None and isinstance(exc, sqlite3.OperationalError):
+                problem = (
+                    f"cannot read it in a read-only place ({reason}): {exc}; the file is not "
+                    "known to be damaged"
+                )
+            else:
+                problem = f"not a sound database: {exc}"
+            return Verification(path, False, str(exc), None, problems=(problem,))
         integrity = "ok" if results == ["ok"] else "; ".join(str(r) for r in results[:5])
         if integrity != "ok":
             problems.append(f"{pragma} failed: {integrity}")
@@ -209,7 +217,10 @@ def _copy_sqlite(
     (to verify it) leaves ``-wal``/``-shm`` files beside it, so copies are switched to the
     rollback journal, and a restored database back to WAL.
     """
-    src = sqlite3.connect(source, timeout=30, isolation_level=None)
+    if unwritable_reason(source) is None:
+        src = sqlite3.connect(source, timeout=30, isolation_level=None)
+    else:  # a read-only place: read without creating -shm (nothing can write it anyway)
+        src = sqlite3.connect(read_only_uri(source), uri=True, isolation_level=None)
     try:
         dst = sqlite3.connect(target, isolation_level=None)
         try:
@@ -229,6 +240,47 @@ def _copy_sqlite(
             dst.close()
     finally:
         src.close()
+
+
+def remove_with_side_files(path: Path) -> None:
+    """Remove ``path`` and the ``-wal``/``-shm``/``-journal`` files SQLite may have left."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(OSError):  # missing, or a read-only place that holds nothing
+            Path(str(path) + suffix).unlink()
+
+
+def disk_full(exc: BaseException, directory: Path) -> bool:
+    """Whether a failed SQLite or file write in ``directory`` ran out of space.
+
+    SQLite reports a full disk as "database or disk is full", but as "disk I/O error" when the
+    write that failed was to its ``-wal`` or ``-shm``: then the free space decides.
+    """
+    if isinstance(exc, OSError):
+        return exc.errno == errno.ENOSPC
+    text = str(exc).lower()
+    if "full" in text:
+        return True
+    if "disk i/o error" in text:
+        with contextlib.suppress(OSError):
+            return shutil.disk_usage(directory).free < 1_000_000
+    return False
+
+
+def _sqlite_copy_error(exc: sqlite3.Error, source: Path, directory: Path) -> OperationError:
+    if disk_full(exc, directory):
+        return OperationError(f"{directory}: no space left on the device; backup not written")
+    target_reason = unwritable_reason(directory / "backup.db")
+    if target_reason is not None:
+        return OperationError(
+            f"{directory}: backup directory is not writable ({target_reason}); backup not written"
+        )
+    reason = unwritable_reason(source)
+    if reason is not None:
+        return OperationError(
+            f"{source}: cannot read the database: it is read-only ({reason}) and its -wal holds "
+            f"changes SQLite cannot read without writing: {exc}"
+        )
+    return OperationError(f"{directory}: backup failed: {exc}")
 
 
 def _os_error(exc: OSError, where: Path) -> OperationError:
@@ -281,14 +333,14 @@ def backup_sqlite(
     try:
         _copy_sqlite(source, tmp, progress)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        remove_with_side_files(tmp)
         raise _os_error(exc, directory) from exc
     except sqlite3.Error as exc:
-        tmp.unlink(missing_ok=True)
-        raise OperationError(f"{directory}: backup failed: {exc}") from exc
+        remove_with_side_files(tmp)
+        raise _sqlite_copy_error(exc, source, directory) from exc
     verification = verify_sqlite(tmp)
     if not verification.ok:
-        tmp.unlink(missing_ok=True)
+        remove_with_side_files(tmp)
         raise OperationError(
             f"{source}: backup does not verify: {'; '.join(verification.problems)}"
         )
@@ -308,7 +360,9 @@ def backup_sqlite(
             },
         )
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        # No backup without its manifest: a full disk leaves nothing behind.
+        for leftover in (tmp, target, Path(str(target) + MANIFEST_SUFFIX + ".tmp")):
+            remove_with_side_files(leftover)
         raise _os_error(exc, directory) from exc
     removed = _rotate(directory, keep, str(source.absolute()))
     return BackupResult(

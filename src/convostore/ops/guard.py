@@ -19,8 +19,9 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from convostore.config import DEFAULT_BACKUP_KEEP, BotConfig
-from convostore.errors import OperationError
+from convostore.errors import OperationError, ReadOnlyDatabaseError
 from convostore.ops.backup import BackupResult, backup_sqlite
+from convostore.sqlite_files import unwritable_reason
 
 
 def prepare_new_sqlite(path: Path) -> bool:
@@ -29,6 +30,10 @@ def prepare_new_sqlite(path: Path) -> bool:
     ``auto_vacuum`` can only change before the first table exists (or with a VACUUM, which is
     instant on an empty file); with it, a cleanup gives freed pages back to the file system.
     """
+    if path.is_file():
+        reason = unwritable_reason(path)
+        if reason is not None:
+            raise ReadOnlyDatabaseError(f"{path}: the database is read-only: {reason}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, timeout=30, isolation_level=None)

@@ -27,7 +27,6 @@ refuses and says which processes to stop.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import shutil
 import sqlite3
@@ -36,25 +35,12 @@ from pathlib import Path
 
 from convostore.db import RESTORE_FENCE
 from convostore.errors import OperationError
-from convostore.ops.backup import verify_sqlite
+from convostore.ops.backup import disk_full, remove_with_side_files, verify_sqlite
 
 # How long restore waits for a bot's write transaction to finish before it gives up.
 LOCK_TIMEOUT_S = 30.0
 _FENCE_PREFIX = "convostore_restore_fence_"
 _SIDE_FILES = ("-wal", "-shm", "-journal")
-
-
-def _no_space(exc: BaseException) -> bool:
-    if isinstance(exc, OSError):
-        return exc.errno == errno.ENOSPC
-    text = str(exc).lower()
-    return "disk is full" in text or "disk full" in text
-
-
-def _remove_with_side_files(path: Path) -> None:
-    for suffix in ("", *_SIDE_FILES):
-        with contextlib.suppress(FileNotFoundError):
-            Path(str(path) + suffix).unlink()
 
 
 def _check_space(backup: Path, database: Path) -> None:
@@ -74,7 +60,7 @@ def _check_space(backup: Path, database: Path) -> None:
 
 
 def _failed(database: Path, exc: BaseException, what: str) -> OperationError:
-    if _no_space(exc):
+    if disk_full(exc, database.parent):
         return OperationError(f"{database.parent}: no space left on the device; {what}")
     detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     if "locked" in detail or "busy" in detail:
@@ -200,7 +186,7 @@ def _install_copy(backup: Path, database: Path) -> None:
                 Path(str(database) + suffix).unlink()
         os.replace(tmp, database)
     except (OSError, sqlite3.Error) as exc:
-        _remove_with_side_files(tmp)
+        remove_with_side_files(tmp)
         raise _failed(database, exc, "restore not done, database unchanged") from exc
 
 
@@ -221,7 +207,7 @@ def _replace_unreadable(backup: Path, database: Path, now: datetime, reason: str
     try:
         _copy_file_aside(database, aside)
     except OSError as exc:
-        _remove_with_side_files(aside)
+        remove_with_side_files(aside)
         raise _failed(
             database, exc, "could not keep the damaged file aside; nothing changed"
         ) from exc
@@ -280,7 +266,7 @@ def _restore_fenced(live: sqlite3.Connection, backup: Path, database: Path, now:
     try:
         _safety_copy(live, safety)
     except sqlite3.DatabaseError as exc:
-        _remove_with_side_files(safety)
+        remove_with_side_files(safety)
         if not _unreadable(exc):
             raise _failed(database, exc, "could not keep a safety copy; nothing changed") from exc
         # Pages past the header are damaged: keep the file as it is, then overwrite it.
@@ -288,12 +274,12 @@ def _restore_fenced(live: sqlite3.Connection, backup: Path, database: Path, now:
         try:
             _copy_file_aside(database, safety)
         except OSError as copy_exc:
-            _remove_with_side_files(safety)
+            remove_with_side_files(safety)
             raise _failed(
                 database, copy_exc, "could not keep the damaged file aside; nothing changed"
             ) from copy_exc
     except OSError as exc:
-        _remove_with_side_files(safety)
+        remove_with_side_files(safety)
         raise _failed(database, exc, "could not keep a safety copy; nothing changed") from exc
     try:
         source = sqlite3.connect(f"{backup.absolute().as_uri()}?mode=ro", uri=True)

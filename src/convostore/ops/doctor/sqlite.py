@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 
+from convostore import sqlite_files
 from convostore.engine import (
     BUSY_TIMEOUT_MS,
     READ_ONLY_OPTION,
@@ -21,7 +22,17 @@ from convostore.ops.doctor.schema_checks import schema_findings
 
 
 def read_only_uri(path: Path) -> str:
-    return f"{path.absolute().as_uri()}?mode=ro"
+    return sqlite_files.read_only_uri(path)
+
+
+def _read_only_finding(path: Path, reason: str, detail: str) -> Finding:
+    return Finding(
+        "writable",
+        Status.FAIL,
+        f"{path}: read-only, not corrupt: {reason}; {detail}; no bot can write to it",
+        "make it writable: remount the file system read-write, or fix the owner/permissions "
+        "of the file and its directory (SQLite writes -wal and -shm files beside it)",
+    )
 
 
 def _pragma(conn: sqlite3.Connection, name: str) -> Any:
@@ -37,6 +48,8 @@ def _file_findings(conn: sqlite3.Connection, path: Path) -> tuple[list[Finding],
     """Journal mode and auto_vacuum, stored in the file; and whether the file is in WAL."""
     findings = []
     journal = str(_pragma(conn, "journal_mode")).lower()
+    if journal != "wal" and sqlite_files.is_wal_file(path):  # read as immutable: read-only place
+        journal = "wal"
     wal = journal == "wal"
     if wal:
         findings.append(Finding("journal mode", Status.OK, "wal"))
@@ -128,6 +141,7 @@ def sqlite_findings(path: Path, bot_name: str, full: bool | None) -> list[Findin
                 "run `convostore upgrade` to create it, or fix storage.path in the bot config",
             )
         ]
+    read_only = sqlite_files.unwritable_reason(path)
     try:
         conn = sqlite3.connect(read_only_uri(path), uri=True)
     except sqlite3.Error as exc:
@@ -136,6 +150,8 @@ def sqlite_findings(path: Path, bot_name: str, full: bool | None) -> list[Findin
         try:
             findings, wal = _file_findings(conn, path)
         except sqlite3.DatabaseError as exc:
+            if read_only is not None and isinstance(exc, sqlite3.OperationalError):
+                return [_read_only_finding(path, read_only, f"SQLite cannot open it ({exc})")]
             return [
                 Finding(
                     "database file",
@@ -148,7 +164,11 @@ def sqlite_findings(path: Path, bot_name: str, full: bool | None) -> list[Findin
             "sqlite://", creator=lambda: sqlite3.connect(read_only_uri(path), uri=True)
         )
         try:
-            if wal:
+            if wal and read_only is not None:
+                findings.append(
+                    Finding("connection pragmas", Status.SKIP, "not checked in a read-only place")
+                )
+            elif wal:
                 # The store's own connect hook, on a read-only connection: it changes nothing in
                 # a WAL file, and shows the pragmas every bot connection runs with.
                 install_sqlite_transaction_handling(engine)
@@ -168,6 +188,8 @@ def sqlite_findings(path: Path, bot_name: str, full: bool | None) -> list[Findin
         finally:
             engine.dispose()
         findings.append(_integrity(conn, path, full))
+        if read_only is not None:
+            findings.insert(0, _read_only_finding(path, read_only, "its content was read"))
         return findings
     finally:
         conn.close()
