@@ -159,6 +159,11 @@ def translate(exc: BaseException, where: str) -> ConvostoreError:
         )
     if "readonly database" in lowered or "read-only" in lowered:
         return ReadOnlyDatabaseError(f"{detail}: the database file or its directory is read-only")
+    if "file is not a database" in lowered or "disk image is malformed" in lowered:
+        return StorageError(
+            f"{detail}: the database file is damaged ({message}); run `convostore doctor`, then "
+            "`convostore restore` a backup (it keeps the damaged file aside)"
+        )
     if "unable to open database" in lowered:
         return DatabaseUnavailableError(f"{detail}: cannot open the database file")
     if "no such table" in lowered or ("relation" in lowered and "does not exist" in lowered):
