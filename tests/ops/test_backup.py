@@ -308,3 +308,54 @@ def test_postgresql_backup_without_pg_dump_is_a_clear_error(
     monkeypatch.setattr(backup_mod.shutil, "which", lambda name: None)
     with pytest.raises(OperationError, match="pg_dump is not on PATH"):
         backup_bot(make_config(backups={"dir": str(tmp_path / "b"), "keep": 2}), now=NOON)
+
+
+def test_an_interrupted_restore_leaves_a_fence_that_doctor_names_and_restore_clears(
+    database: Path, tmp_path: Path
+) -> None:
+    from convostore.ops.doctor.sqlite import sqlite_findings as _sqlite_findings
+
+    taken = backup_sqlite(database, tmp_path / "b", now=NOON)
+    live = sqlite3.connect(database, isolation_level=None)
+    try:
+        restore_mod._raise_fence(live)  # what a restore killed after its first step leaves
+        with pytest.raises(sqlite3.IntegrityError, match="convostore restore in progress"):
+            add_rows(database, "sage", 1, start=800)
+    finally:
+        live.close()
+    fence = [f for f in _sqlite_findings(database, "sage", None) if f.check == "restore fence"]
+    assert fence and "run the same `convostore restore FILE` again" in fence[0].advice
+    restore_sqlite(taken.path, database, now=NOON)
+    add_rows(database, "sage", 1, start=801)
+    assert count(database) == 14
+    assert not [f for f in _sqlite_findings(database, "sage", None) if f.check == "restore fence"]
+
+
+async def test_a_bot_write_waits_for_the_restore_fence(database: Path) -> None:
+    import asyncio
+
+    from convostore import BotConfig
+
+    config = BotConfig.model_validate(
+        {"name": "sage", "storage": {"path": str(database)}}, strict=False
+    )
+    live = sqlite3.connect(database, isolation_level=None)
+    try:
+        async with BotStore.open(config) as store:
+            restore_mod._raise_fence(live)
+            write = asyncio.create_task(
+                store.add_message(
+                    ChannelInfo.channel(channel_id=5, name="g"),
+                    user_id=1,
+                    username="a",
+                    role="user",
+                    content="waited",
+                )
+            )
+            await asyncio.sleep(0.3)
+            assert not write.done()
+            restore_mod._drop_fence(live)
+            row = await asyncio.wait_for(write, 10)
+            assert row.content == "waited"
+    finally:
+        live.close()

@@ -39,7 +39,7 @@ from convostore.ops.backup import disk_full, remove_with_side_files, verify_sqli
 
 # How long restore waits for a bot's write transaction to finish before it gives up.
 LOCK_TIMEOUT_S = 30.0
-_FENCE_PREFIX = "convostore_restore_fence_"
+FENCE_PREFIX = "convostore_restore_fence_"
 _SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
@@ -94,8 +94,8 @@ def _raise_fence(live: sqlite3.Connection) -> None:
             quoted = '"' + table.replace('"', '""') + '"'
             for op in ("INSERT", "UPDATE", "DELETE"):
                 live.execute(
-                    f"CREATE TRIGGER {_FENCE_PREFIX}{n}_{op.lower()} BEFORE {op} ON {quoted} "
-                    f"BEGIN SELECT RAISE(ABORT, '{RESTORE_FENCE}'); END"
+                    f"CREATE TRIGGER IF NOT EXISTS {FENCE_PREFIX}{n}_{op.lower()} "
+                    f"BEFORE {op} ON {quoted} BEGIN SELECT RAISE(ABORT, '{RESTORE_FENCE}'); END"
                 )
         live.execute("COMMIT")
     except BaseException:
@@ -108,7 +108,7 @@ def _drop_fence(conn: sqlite3.Connection) -> None:
         row[0]
         for row in conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE ?",
-            (f"{_FENCE_PREFIX}%",),
+            (f"{FENCE_PREFIX}%",),
         )
     ]
     if names:

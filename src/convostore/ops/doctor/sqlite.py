@@ -19,6 +19,7 @@ from convostore.engine import (
 from convostore.ops.doctor.limits import QUICK_CHECK_ABOVE_BYTES
 from convostore.ops.doctor.report import Finding, Status
 from convostore.ops.doctor.schema_checks import schema_findings
+from convostore.ops.restore import FENCE_PREFIX
 
 
 def read_only_uri(path: Path) -> str:
@@ -188,6 +189,20 @@ def sqlite_findings(path: Path, bot_name: str, full: bool | None) -> list[Findin
         finally:
             engine.dispose()
         findings.append(_integrity(conn, path, full))
+        fence = conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE ?",
+            (f"{FENCE_PREFIX}%",),
+        ).fetchone()[0]
+        if fence:
+            findings.append(
+                Finding(
+                    "restore fence",
+                    Status.FAIL,
+                    f"{path}: a restore was interrupted and its write fence is still up: every "
+                    "write fails",
+                    "run the same `convostore restore FILE` again",
+                )
+            )
         if read_only is not None:
             findings.insert(0, _read_only_finding(path, read_only, "its content was read"))
         return findings
