@@ -43,7 +43,12 @@ QUICK = {
 }
 
 
-def run_all(sizes: dict[str, object], work: Path) -> list[Outcome]:
+EXPERIMENTS = ("race", "appends", "migrate", "pgterm", "restore", "disk", "readonly", "corrupt")
+
+
+def run_all(
+    sizes: dict[str, object], work: Path, only: tuple[str, ...] = EXPERIMENTS
+) -> list[Outcome]:
     template = work / "template.db"
     upgrade(f"sqlite+aiosqlite:///{template}")
     pg = PostgresDatabases()
@@ -61,39 +66,45 @@ def run_all(sizes: dict[str, object], work: Path) -> list[Outcome]:
         print(markdown_table([outcome]).splitlines()[-1], flush=True)
 
     try:
-        for backend in ("sqlite", "postgresql"):
+        for backend in ("sqlite", "postgresql") if "race" in only else ():
             for offset in (0, 1):
                 url = sqlite_copy(f"race-{offset}")[1] if backend == "sqlite" else pg_url
                 if backend == "postgresql":
                     _truncate(pg_url)
                 rounds = int(sizes["race_rounds"])  # type: ignore[call-overload]
                 step(race.run(url, backend, rounds=rounds, offset_ms=offset))
-        for backend in ("sqlite", "postgresql"):
+        for backend in ("sqlite", "postgresql") if "appends" in only else ():
             url = sqlite_copy("appends")[1] if backend == "sqlite" else pg_url
             if backend == "postgresql":
                 _truncate(pg_url)
             directory = work / f"appends-{backend}"
             directory.mkdir()
             step(kill.appends(url, backend, directory, kills=int(sizes["append_kills"])))  # type: ignore[call-overload]
-        step(
-            kill.migrate_legacy(
-                template,
-                work,
-                kills=int(sizes["migrate_kills"]),  # type: ignore[call-overload]
-                messages=int(sizes["migrate_messages"]),  # type: ignore[call-overload]
+        if "migrate" in only:
+            step(
+                kill.migrate_legacy(
+                    template,
+                    work,
+                    kills=int(sizes["migrate_kills"]),  # type: ignore[call-overload]
+                    messages=int(sizes["migrate_messages"]),  # type: ignore[call-overload]
+                )
             )
-        )
-        _truncate(pg_url)
-        step(pgterm.run(pg_url, work, seconds=float(sizes["pg_seconds"])))  # type: ignore[arg-type]
-        live, _ = sqlite_copy("restore-live")
-        directory = work / "restore-live"
-        directory.mkdir()
-        step(restore_live.run(live, directory, restores=int(sizes["restores"])))  # type: ignore[call-overload]
-        step(disk.under_database(template, work, sizes_kb=sizes["db_sizes_kb"]))  # type: ignore[arg-type]
-        step(disk.under_backup(template, work, sizes_kb=sizes["backup_sizes_kb"]))  # type: ignore[arg-type]
-        step(disk.under_restore(template, work, fills=sizes["restore_fills"]))  # type: ignore[arg-type]
-        step(places.read_only(template, work))
-        step(places.corrupt(template, work))
+        if "pgterm" in only:
+            _truncate(pg_url)
+            step(pgterm.run(pg_url, work, seconds=float(sizes["pg_seconds"])))  # type: ignore[arg-type]
+        if "restore" in only:
+            live, _ = sqlite_copy("restore-live")
+            directory = work / "restore-live"
+            directory.mkdir()
+            step(restore_live.run(live, directory, restores=int(sizes["restores"])))  # type: ignore[call-overload]
+        if "disk" in only:
+            step(disk.under_database(template, work, sizes_kb=sizes["db_sizes_kb"]))  # type: ignore[arg-type]
+            step(disk.under_backup(template, work, sizes_kb=sizes["backup_sizes_kb"]))  # type: ignore[arg-type]
+            step(disk.under_restore(template, work, fills=sizes["restore_fills"]))  # type: ignore[arg-type]
+        if "readonly" in only:
+            step(places.read_only(template, work))
+        if "corrupt" in only:
+            step(places.corrupt(template, work))
     finally:
         pg.drop_all()
     return outcomes
@@ -103,11 +114,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.faults", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="the small sizes CI runs")
     parser.add_argument("--json", type=Path, help="also write the outcomes here")
+    parser.add_argument(
+        "--only",
+        default=",".join(EXPERIMENTS),
+        help=f"comma-separated experiments to run (default all: {','.join(EXPERIMENTS)})",
+    )
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="convostore-faults-") as tmp:
-        outcomes = run_all(sizes, Path(tmp))
+        only = tuple(name.strip() for name in args.only.split(",") if name.strip())
+        unknown = sorted(set(only) - set(EXPERIMENTS))
+        if unknown:
+            parser.error(f"unknown experiment(s): {', '.join(unknown)}")
+        outcomes = run_all(sizes, Path(tmp), only)
     took = time.monotonic() - started
     print()
     print(markdown_table(outcomes))
@@ -119,7 +139,10 @@ def main() -> None:
     print(f"\n{'quick' if args.quick else 'full'} run in {took:.0f} s on {machine}")
     if args.json:
         args.json.write_text(
-            json.dumps([asdict(o) for o in outcomes], indent=2, default=str), encoding="utf-8"
+            json.dumps(
+                [{**asdict(o), "seen": dict(o.seen)} for o in outcomes], indent=2, default=str
+            ),
+            encoding="utf-8",
         )
     lost = sum(o.lost for o in outcomes)
     failures = sum(o.failures for o in outcomes)

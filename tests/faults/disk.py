@@ -120,8 +120,10 @@ def under_restore(template: Path, work: Path, *, fills: list[int]) -> Outcome:
             before = verify_sqlite(database).messages_per_bot
             mounts.fill(place, leave_bytes=leave)
             try:
-                restore_sqlite(taken.path, database)
+                kept = restore_sqlite(taken.path, database)
                 outcome.saw("restored")
+                if kept is not None:  # the safety copy a restore keeps on purpose
+                    kept.unlink()
             except Exception as exc:
                 outcome.saw(_short(exc))
                 if "no space left" not in str(exc):

@@ -55,7 +55,8 @@ class Writer:
     def collect(self, timeout: float = 60) -> None:
         """Wait for the process to end and parse what it printed."""
         out, err = self.proc.communicate(timeout=timeout)
-        for line in out.splitlines():
+        # A killed writer may have printed part of its last line: only whole lines count.
+        for line in out.split("\n")[:-1]:
             parts = line.split(" ", 2)
             if parts[0] == "ack" and len(parts) == 3:
                 self.acked[int(parts[1])] = float(parts[2])
