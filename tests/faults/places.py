@@ -42,7 +42,7 @@ def _write(path: Path) -> None:
 
 
 def _doctor(path: Path) -> str:
-    from convostore.ops.doctor import _sqlite_findings
+    from convostore.ops.doctor.sqlite import sqlite_findings as _sqlite_findings
 
     failing = [f for f in _sqlite_findings(path, "sage", None) if f.status.name == "FAIL"]
     return failing[0].detail if failing else "all OK"
