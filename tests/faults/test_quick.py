@@ -40,7 +40,7 @@ def test_postgresql_backends_terminated_mid_traffic(
     upgrade(url)
     outcome = pgterm.run(url, tmp_path, seconds=2.0, writer_count=2)
     _clean(outcome)
-    assert outcome.acknowledged > 0 and "0 backends terminated" not in outcome.notes[0]
+    assert outcome.acknowledged > 0 and not outcome.notes[0].startswith("0 backends")
 
 
 def test_full_disk_under_database_backup_and_restore(sqlite_template: Path, tmp_path: Path) -> None:
