@@ -692,6 +692,24 @@ class BotStore:
 
         return await self._write(work)
 
+    async def forget_user(self, user_id: int | str) -> int:
+        """Erase everything this bot stores about a user; the number of messages erased.
+
+        Erased, in one transaction: the user's messages in every channel; their own DM
+        channels entirely (the bot's replies there too), that is every DM they wrote in where no
+        other human wrote, and DMs named after them (``{username}_{user_id}``); the earlier
+        versions of all those messages; and their username in the names of group DMs that
+        remain (replaced by ``deleted-user``). Other people's messages that mention the user are
+        content and stay. Sessions keep exact counts; emptied ones are deleted. Backups still
+        hold the data until they rotate out (see docs/discord.md).
+        """
+        user = _decimal_id(user_id, "user_id")
+
+        def work(connection: Connection) -> int:
+            return LifecycleRepository(connection, self.bot_name).forget(user)
+
+        return await self._write(work)
+
     def _start_session(
         self, sessions: SessionRepository, channel: ChannelInfo, at: datetime
     ) -> str:

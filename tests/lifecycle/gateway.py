@@ -181,6 +181,11 @@ class Gateway:
         getattr(self.state, f"parse_{name}")(payload)
         await self.drain()
 
+    async def dispatch(self, event: str, *args: Any) -> None:
+        """An event the state dispatches after its own bookkeeping (``ready``, ``guild_join``)."""
+        self.state.dispatch(event, *args)
+        await self.drain()
+
     def make_message(self, data: dict[str, Any]) -> discord.Message:
         """The ``Message`` discord.py would build for ``data`` (as ``channel.history()`` yields)."""
         channel, _ = self.state._get_guild_channel(data)

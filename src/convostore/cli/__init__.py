@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "convostore.cli.copy",
     "convostore.cli.serve",
     "convostore.cli.search",
+    "convostore.cli.users",
 )
 
 

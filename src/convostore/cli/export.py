@@ -51,6 +51,14 @@ def _short(text: str) -> str:
 
 def cmd_export(args: argparse.Namespace) -> int:
     console = _ui.console()
+    if args.user is not None:
+        from convostore.ops.user_data import export_user
+
+        path, messages = asyncio.run(export_user(selected_configs(args), args.user, args.out))
+        console.print(
+            f"user {args.user}: {messages:,} messages -> {escape(str(path))}", soft_wrap=True
+        )
+        return 0
     since = parse_since(args.since) if args.since else None
     for config in selected_configs(args):
         started = time.perf_counter()
@@ -320,7 +328,8 @@ def register(subparsers: Any) -> None:
         help="write conversations to DIR/{bot}/channels|dms/{channel}/{session}.json or .md",
         description="Write each bot's sessions as one JSON or Markdown file per session, for "
         "people to read; a rerun rewrites only what changed.",
-        epilog="Example:\n  convostore export --out exports --format markdown --since 2026-01-01",
+        epilog="Examples:\n  convostore export --out exports --format markdown --since 2026-01-01\n"
+        "  convostore export --user 123456789012345678 --out requests",
     )
     export.add_argument("--out", type=Path, required=True, metavar="DIR", help="export directory")
     export.add_argument(
@@ -331,6 +340,12 @@ def register(subparsers: Any) -> None:
         default=None,
         metavar="DATE",
         help="only sessions active on or after DATE (ISO date or datetime, UTC)",
+    )
+    export.add_argument(
+        "--user",
+        default=None,
+        metavar="USER_ID",
+        help="instead: write DIR/user-USER_ID.json, everything stored about that user",
     )
     export.set_defaults(handler=cmd_export)
     browse = subparsers.add_parser(

@@ -8,6 +8,7 @@ foreign key's cascade would do it too, but only on connections with SQLite's for
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
@@ -125,6 +126,28 @@ class LifecycleRepository:
         self.uncount(touched)
         return sum(touched.values())
 
+    def forget(self, user_id: str) -> int:
+        """Erase :func:`user_data`'s rows and the username from the names of shared DMs."""
+        data = user_data(self.connection, self.bot_name, user_id)
+        erased = self.delete(data.message_ids)
+        if data.group_dms and data.usernames:
+            names = set(data.usernames)
+            for channel_id, name in self.connection.execute(
+                _DM_NAMES, {"bot": self.bot_name, "channels": data.group_dms}
+            ).all():
+                renamed = _without(name, names)
+                if renamed != name:
+                    self.connection.execute(
+                        _RENAME,
+                        {
+                            "bot": self.bot_name,
+                            "channel": channel_id,
+                            "old_name": name,
+                            "new_name": renamed,
+                        },
+                    )
+        return erased
+
     def uncount(self, removed: dict[tuple[str, str], int]) -> None:
         """Take ``removed[(channel, session)]`` messages off each session; drop emptied ones."""
         for (channel_id, session_id), n in sorted(removed.items()):
@@ -132,6 +155,112 @@ class LifecycleRepository:
             left = self.connection.execute(_UNCOUNT, {**params, "n": n}).scalar()
             if left == 0:
                 self.connection.execute(_DROP_EMPTY, params)
+
+
+_USER_MESSAGE_IDS = select(_C.c.message_id).where(
+    _C.c.bot_name == bindparam("bot"), _C.c.user_id == bindparam("user")
+)
+_USER_DM_CHANNELS = (
+    select(_C.c.channel_id)
+    .where(
+        _C.c.bot_name == bindparam("bot"),
+        _C.c.user_id == bindparam("user"),
+        _C.c.channel_type == "dm",
+    )
+    .distinct()
+)
+# A DM named after the user ({username}_{user_id}) is theirs even if only the bot wrote in it.
+_NAMED_DM_CHANNELS = (
+    select(_C.c.channel_id)
+    .where(
+        _C.c.bot_name == bindparam("bot"),
+        _C.c.channel_type == "dm",
+        _C.c.channel_name.endswith(bindparam("suffix"), escape="\\"),
+    )
+    .distinct()
+)
+# Another human in a DM channel (a group DM): its rows are not the user's to erase.
+_OTHER_HUMAN = (
+    select(_C.c.id)
+    .where(
+        _C.c.bot_name == bindparam("bot"),
+        _C.c.channel_id == bindparam("channel"),
+        _C.c.user_id != bindparam("user"),
+        _C.c.role == "user",
+        _C.c.author_is_bot.is_(False),
+    )
+    .limit(1)
+)
+_CHANNEL_MESSAGE_IDS = select(_C.c.message_id).where(
+    _C.c.bot_name == bindparam("bot"), _C.c.channel_id == bindparam("channel")
+)
+_USERNAMES = (
+    select(_C.c.username)
+    .where(_C.c.bot_name == bindparam("bot"), _C.c.user_id == bindparam("user"))
+    .distinct()
+)
+_DM_NAMES = (
+    select(_C.c.channel_id, _C.c.channel_name)
+    .where(
+        _C.c.bot_name == bindparam("bot"),
+        _C.c.channel_id.in_(bindparam("channels", expanding=True)),
+    )
+    .distinct()
+)
+_RENAME = (
+    update(_C)
+    .where(
+        _C.c.bot_name == bindparam("bot"),
+        _C.c.channel_id == bindparam("channel"),
+        _C.c.channel_name == bindparam("old_name"),
+    )
+    .values(channel_name=bindparam("new_name"))
+)
+ERASED_NAME = "deleted-user"
+"""What replaces an erased user's username in the names of group DMs that remain."""
+
+
+@dataclass(frozen=True)
+class UserData:
+    """What this bot stores about one user: the rows :meth:`BotStore.forget_user` erases."""
+
+    message_ids: list[str]
+    """The user's messages everywhere, and every message of their own DM channels."""
+    dm_channels: list[str]
+    """The user's own DM channels (erased entirely, the bot's replies too)."""
+    group_dms: list[str]
+    """DM channels shared with other people (only the user's messages there are erased)."""
+    usernames: list[str]
+
+
+def user_data(connection: Connection, bot_name: str, user_id: str) -> UserData:
+    """Find everything this bot stores about ``user_id`` (one consistent read in the caller's
+    transaction)."""
+    params = {"bot": bot_name, "user": user_id}
+    ids = set(connection.execute(_USER_MESSAGE_IDS, params).scalars())
+    own, shared = [], []
+    dms = set(connection.execute(_USER_DM_CHANNELS, params).scalars())
+    dms.update(
+        connection.execute(_NAMED_DM_CHANNELS, {**params, "suffix": f"\\_{user_id}"}).scalars()
+    )
+    for channel_id in sorted(dms):
+        if connection.execute(_OTHER_HUMAN, {**params, "channel": channel_id}).first() is None:
+            own.append(channel_id)
+            ids.update(
+                connection.execute(
+                    _CHANNEL_MESSAGE_IDS, {**params, "channel": channel_id}
+                ).scalars()
+            )
+        else:
+            shared.append(channel_id)
+    usernames = sorted(set(connection.execute(_USERNAMES, params).scalars()) - {""})
+    return UserData(sorted(ids), own, shared, usernames)
+
+
+def _without(name: str, usernames: set[str]) -> str:
+    # Group DMs are named after their members' usernames joined with ", " (ChannelInfo).
+    parts = name.split(", ")
+    return ", ".join(ERASED_NAME if part in usernames else part for part in parts)
 
 
 def count_rows(connection: Connection, bot_name: str) -> int:
