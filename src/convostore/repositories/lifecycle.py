@@ -10,9 +10,19 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    ScalarSelect,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection
 
 from convostore.models import ChatSessionModel, ConversationModel, MessageRevisionModel
@@ -157,27 +167,31 @@ class LifecycleRepository:
                 self.connection.execute(_DROP_EMPTY, params)
 
 
-_USER_MESSAGE_IDS = select(_C.c.message_id).where(
+# One pass over the user's rows (idx_conversations_bot_user): their ids and channels.
+_USER_ROWS = select(_C.c.message_id, _C.c.channel_id, _C.c.channel_type).where(
     _C.c.bot_name == bindparam("bot"), _C.c.user_id == bindparam("user")
 )
-_USER_DM_CHANNELS = (
-    select(_C.c.channel_id)
-    .where(
-        _C.c.bot_name == bindparam("bot"),
-        _C.c.user_id == bindparam("user"),
-        _C.c.channel_type == "dm",
-    )
-    .distinct()
-)
 # A DM named after the user ({username}_{user_id}) is theirs even if only the bot wrote in it.
-_NAMED_DM_CHANNELS = (
-    select(_C.c.channel_id)
-    .where(
-        _C.c.bot_name == bindparam("bot"),
-        _C.c.channel_type == "dm",
-        _C.c.channel_name.endswith(bindparam("suffix"), escape="\\"),
+# Every row of a DM carries the channel's one name, so the newest row of each of the bot's
+# channels (listed from its sessions, one index probe each) tells: no scan of the messages.
+_BOT_CHANNELS = (
+    select(_S.c.channel_id).where(_S.c.bot_name == bindparam("bot")).distinct().subquery()
+)
+
+
+def _newest(column: ColumnElement[Any]) -> ScalarSelect[Any]:
+    return (
+        select(column)
+        .where(_C.c.bot_name == bindparam("bot"), _C.c.channel_id == _BOT_CHANNELS.c.channel_id)
+        .order_by(_C.c.timestamp.desc(), _C.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
     )
-    .distinct()
+
+
+_NAMED_DM_CHANNELS = select(_BOT_CHANNELS.c.channel_id).where(
+    _newest(_C.c.channel_type) == "dm",
+    _newest(_C.c.channel_name).endswith(bindparam("suffix"), escape="\\"),
 )
 # Another human in a DM channel (a group DM): its rows are not the user's to erase.
 _OTHER_HUMAN = (
@@ -237,9 +251,13 @@ def user_data(connection: Connection, bot_name: str, user_id: str) -> UserData:
     """Find everything this bot stores about ``user_id`` (one consistent read in the caller's
     transaction)."""
     params = {"bot": bot_name, "user": user_id}
-    ids = set(connection.execute(_USER_MESSAGE_IDS, params).scalars())
+    ids: set[str] = set()
+    dms: set[str] = set()
+    for message_id, channel_id, channel_type in connection.execute(_USER_ROWS, params):
+        ids.add(message_id)
+        if channel_type == "dm":
+            dms.add(channel_id)
     own, shared = [], []
-    dms = set(connection.execute(_USER_DM_CHANNELS, params).scalars())
     dms.update(
         connection.execute(_NAMED_DM_CHANNELS, {**params, "suffix": f"\\_{user_id}"}).scalars()
     )
