@@ -599,10 +599,10 @@ class BotStore:
             part = unique[start : start + BACKFILL_BATCH]
 
             def work(connection: Connection, part: list[NewMessage] = part) -> list[StoredMessage]:
-                stored = MessageRepository(connection, self.bot_name).by_message_ids(
-                    [new.message_id for new in part]
-                )
-                known = {record.message_id for record in stored}
+                messages = MessageRepository(connection, self.bot_name)
+                known = messages.stored_ids([new.message_id for new in part])
+                # Full records only for the ids stored before (a rerun), not on a first backfill.
+                stored = messages.by_message_ids(sorted(known)) if known else []
                 fresh = [new for new in part if new.message_id not in known]
                 return stored + store_batch(
                     connection,

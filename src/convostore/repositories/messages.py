@@ -82,6 +82,10 @@ _BY_MESSAGE_IDS = select(*MESSAGE_COLUMNS).where(
     _T.c.bot_name == bindparam("bot_name"),
     _T.c.message_id.in_(bindparam("ids", expanding=True)),
 )
+_STORED_IDS = select(_T.c.message_id).where(
+    _T.c.bot_name == bindparam("bot_name"),
+    _T.c.message_id.in_(bindparam("ids", expanding=True)),
+)
 _NEWEST_CHANNEL_NAME = (
     select(_T.c.channel_name)
     .where(_T.c.bot_name == bindparam("bot_name"), _T.c.channel_id == bindparam("channel_id"))
@@ -103,6 +107,18 @@ class MessageRepository:
     def __init__(self, connection: Connection, bot_name: str) -> None:
         self.connection = connection
         self.bot_name = bot_name
+
+    def stored_ids(self, message_ids: Sequence[str]) -> set[str]:
+        """Which of ``message_ids`` this bot stored (the unique index alone answers)."""
+        found: set[str] = set()
+        for start in range(0, len(message_ids), 500):
+            found.update(
+                self.connection.execute(
+                    _STORED_IDS,
+                    {"bot_name": self.bot_name, "ids": list(message_ids[start : start + 500])},
+                ).scalars()
+            )
+        return found
 
     def by_message_ids(self, message_ids: Sequence[str]) -> list[StoredMessage]:
         """This bot's stored messages among ``message_ids`` (in no particular order)."""
