@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
 from datetime import UTC, datetime, timedelta
@@ -200,3 +201,25 @@ async def test_another_bots_sessions_are_untouched(make_config: ConfigFactory) -
         assert await spark.history(CHANNEL) == [theirs]
         assert [s.message_count for s in await spark.sessions(CHANNEL)] == [1]
         assert await check_sessions(sage) == 2
+
+
+async def test_backfill_beside_a_live_writer(make_config: ConfigFactory) -> None:
+    """A backfill recuts sessions while another store writes live messages to the channel."""
+    config = make_config(session_gap=GAP, session_timeout=TIMEOUT)
+    async with BotStore.open(config) as backfiller, BotStore.open(config) as live:
+        older = [item(i, i * 100) for i in range(1, 301)]  # ~8 hours, before the live traffic
+        random.Random(5).shuffle(older)
+
+        async def write_live() -> int:
+            for i in range(40):
+                await live.add_message(CHANNEL, **item(100_000 + i, 40_000 + i * 10))
+                await asyncio.sleep(0)
+            return 40
+
+        async def backfill() -> None:
+            for start in range(0, 300, 60):
+                await backfiller.add_messages(CHANNEL, older[start : start + 60])
+
+        written, _ = await asyncio.gather(write_live(), backfill())
+        assert await check_sessions(live) == 300 + written
+        assert (await live.current_session(CHANNEL)) is not None
