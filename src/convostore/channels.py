@@ -212,6 +212,10 @@ class ChannelInfo:
             raise InvalidInput(f"channel type must be 'channel' or 'dm', got {self.type!r}")
         if not isinstance(self.name, str):
             raise InvalidInput(f"channel name must be a str, not {type(self.name).__name__}")
+        if self.parent_id is not None:
+            parent = _decimal_id(self.parent_id, "parent_id")
+            if parent != self.parent_id:
+                object.__setattr__(self, "parent_id", parent)
 
     @property
     def is_dm(self) -> bool:

@@ -134,3 +134,9 @@ def test_upgrade_from_0002_keeps_rows_with_defaults(
         assert tuple(row) in {(None, None, None, None, False), (None, None, None, None, 0)}
         assert conn.execute(text("SELECT count(*) FROM message_revisions")).scalar() == 0
     engine.dispose()
+
+
+def test_a_channels_parent_id_is_a_decimal_id() -> None:
+    assert ChannelInfo("5", "t", "channel", parent_id=400).parent_id == "400"  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="parent_id"):
+        ChannelInfo("5", "t", "channel", parent_id="general")
