@@ -213,7 +213,7 @@ class ChannelInfo:
         if not isinstance(self.name, str):
             raise InvalidInput(f"channel name must be a str, not {type(self.name).__name__}")
         if self.parent_id is not None:
-            parent = _decimal_id(self.parent_id, "parent_id")
+            parent = decimal_id(self.parent_id, "parent_id")
             if parent != self.parent_id:
                 object.__setattr__(self, "parent_id", parent)
 

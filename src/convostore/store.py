@@ -703,7 +703,7 @@ class BotStore:
         content and stay. Sessions keep exact counts; emptied ones are deleted. Backups still
         hold the data until they rotate out (see docs/discord.md).
         """
-        user = _decimal_id(user_id, "user_id")
+        user = decimal_id(user_id, "user_id")
 
         def work(connection: Connection) -> int:
             return LifecycleRepository(connection, self.bot_name).forget(user)

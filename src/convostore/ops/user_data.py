@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 from convostore.config import BotConfig
 from convostore.errors import InvalidInput
 from convostore.ops import write_error
-from convostore.ops.export import read_bot_database
+from convostore.ops.database import read_bot_database
 from convostore.records import StoredMessage
 from convostore.repositories.lifecycle import LifecycleRepository, chunks, user_data
 from convostore.repositories.rows import MESSAGE_COLUMNS, MESSAGES, message_from_row
