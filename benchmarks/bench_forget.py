@@ -3,7 +3,7 @@
 The database holds ``--rows`` messages (default 1,000,000) of one bot over 1,000 channels, written
 round-robin in time order by 100 users, so each user has ``rows / 100`` messages (10,000) spread
 over every channel; the sessions' counts are exact. ``forget_user`` finds the user's rows (index
-``idx_conversations_bot_user``), deletes them with their revisions and fixes the counts of the
+``idx_conversations_bot_user_time``), deletes them with their revisions and fixes the counts of the
 1,000 sessions they were in, in one transaction. Baseline, same run, on a fresh copy: one raw
 ``DELETE FROM conversations WHERE bot_name = ? AND user_id = ?`` (no revisions, no session
 counts, no DM channels), through the driver.

@@ -4,8 +4,9 @@ Column names, CHECK constraints and the four original index names follow the sto
 additions are the two unique keys, the foreign key that ties messages to their session, a
 covering index for "newest N messages of a channel", the partial unique index that allows one open
 session per bot and channel, the ``source`` marker of imported rows, ``legacy_imports``, the
-ledger of legacy JSON imports, and (revision 0003) the Discord columns of a message, an index on its
-user, and ``message_revisions``, the earlier versions of edited messages.
+ledger of legacy JSON imports, (revision 0003) the Discord columns of a message and
+``message_revisions``, the earlier versions of edited messages, and (revision 0005) an index on a
+message's user and time.
 """
 
 from __future__ import annotations
@@ -144,7 +145,7 @@ class ConversationModel(Base):
         Index("idx_conversations_bot_channel", "bot_name", "channel_id"),
         Index("idx_conversations_session", "session_id"),
         Index("idx_conversations_bot_channel_time", "bot_name", "channel_id", "timestamp", "id"),
-        Index("idx_conversations_bot_user", "bot_name", "user_id"),
+        Index("idx_conversations_bot_user_time", "bot_name", "user_id", "timestamp", "id"),
         {"sqlite_autoincrement": True},
     )
 

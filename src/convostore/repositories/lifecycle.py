@@ -167,7 +167,7 @@ class LifecycleRepository:
                 self.connection.execute(_DROP_EMPTY, params)
 
 
-# One pass over the user's rows (idx_conversations_bot_user): their ids and channels.
+# One pass over the user's rows (idx_conversations_bot_user_time): their ids and channels.
 _USER_ROWS = select(_C.c.message_id, _C.c.channel_id, _C.c.channel_type).where(
     _C.c.bot_name == bindparam("bot"), _C.c.user_id == bindparam("user")
 )
