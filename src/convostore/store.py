@@ -36,6 +36,7 @@ from convostore.errors import (
     SchemaError,
     StorageError,
 )
+from convostore.indexing import SearchIndexer
 from convostore.records import ROLES, ChatSession, MessageRevision, SearchHit, StoredMessage
 from convostore.repositories import MessageRepository, SessionRepository
 from convostore.repositories.backfill import store_batch
@@ -357,6 +358,8 @@ class BotStore:
         self._where = config.safe_database_url
         self._runner = UnitOfWorkRunner(engine)
         self._postgresql = engine.url.get_backend_name() == "postgresql"
+        # SQLite's search index takes new rows in batches (revision 0005).
+        self._indexer = SearchIndexer(self._write_fenced, enabled=not self._postgresql)
 
     @classmethod
     @asynccontextmanager
@@ -383,10 +386,18 @@ class BotStore:
             yield store
         finally:
             if store is not None:
-                await store._runner.close()
+                try:
+                    await store._indexer.close()
+                finally:
+                    await store._runner.close()
             await engine.dispose()
 
     async def _write(self, work: Callable[[Connection], _T]) -> _T:
+        result = await self._write_fenced(work)
+        self._indexer.wrote()
+        return result
+
+    async def _write_fenced(self, work: Callable[[Connection], _T]) -> _T:
         # While `convostore restore` replaces a SQLite database its fence refuses every write;
         # wait for it like for a lock, so the write lands in the restored database.
         deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000

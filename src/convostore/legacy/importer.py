@@ -42,6 +42,7 @@ from convostore.legacy.rules import (
 )
 from convostore.legacy.stage import Stage
 from convostore.legacy.writer import LEDGER, Writer
+from convostore.repositories.search import index_pending
 
 logger = logging.getLogger(__name__)
 
@@ -294,4 +295,7 @@ class LegacyImport:
                     for bot in bots
                 ],
             )
+            # The search index takes the imported rows in one batch (SQLite; nothing to do on
+            # PostgreSQL or before revision 0005).
+            index_pending(connection)
         writer.finish()

@@ -54,6 +54,7 @@ from convostore.config import async_url, redact_url
 from convostore.db import translate_errors
 from convostore.engine import make_engine, read_only
 from convostore.errors import OperationError
+from convostore.repositories.search import index_pending
 from convostore.schema import KNOWN_REVISIONS
 
 PAGE_ROWS = 5000
@@ -524,6 +525,11 @@ async def copy_bots(
                     source, target, source_url, target_url, bot, dry_run, progress, totals
                 )
             )
+        if target is not None and not dry_run:
+            # A SQLite target's search index takes the copied rows in one batch.
+            with translate_errors(redact_url(target_url)):
+                async with target.begin() as connection:
+                    await connection.run_sync(index_pending)
     finally:
         await source.dispose()
         if target is not None:
