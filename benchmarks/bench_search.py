@@ -106,7 +106,7 @@ COLUMNS = (
 
 
 def sqlite_file(rows: int, words: list[str]) -> Path:
-    path = common.RESULTS / "cache" / f"search_{rows}.db"
+    path = common.SCHEMA_CACHE / f"search_{rows}.db"
     if path.exists():
         return path
     building = path.with_name(path.stem + ".building.db")
@@ -133,8 +133,16 @@ def sqlite_file(rows: int, words: list[str]) -> Path:
                 for i, text in zip(range(start, min(rows, start + CHUNK)), stream, strict=False)
             ]
             conn.execute("BEGIN")
-            conn.executemany(sql, batch)  # the triggers index each row as it goes in
+            conn.executemany(sql, batch)
             conn.execute("COMMIT")
+        # The index takes the rows in one batch, as an import's does (revision 0005).
+        conn.execute(
+            "INSERT INTO conversations_fts(rowid, content) SELECT id, content FROM conversations"
+        )
+        conn.execute(
+            "UPDATE conversations_fts_state"
+            " SET indexed_through = (SELECT max(id) FROM conversations)"
+        )
         conn.execute("INSERT INTO conversations_fts(conversations_fts) VALUES ('optimize')")
         conn.execute("ANALYZE")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -248,9 +256,10 @@ def time_like_postgres(plain_url: str, made: list[tuple[str, list[str]]]) -> lis
 
 DROP_SEARCH = {
     "sqlite": (
-        "DROP TRIGGER conversations_fts_update",
-        "DROP TRIGGER conversations_fts_delete",
-        "DROP TRIGGER conversations_fts_insert",
+        "DROP TRIGGER IF EXISTS conversations_fts_update",
+        "DROP TRIGGER IF EXISTS conversations_fts_delete",
+        "DROP TRIGGER IF EXISTS conversations_fts_insert",
+        "DROP TABLE IF EXISTS conversations_fts_state",
         "DROP TABLE conversations_fts",
     ),
     "postgresql": (

@@ -38,10 +38,11 @@ class SearchIndexer:
         self._wrote = False
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
 
     def wrote(self) -> None:
         """Called on the event loop after each committed write of the store."""
-        if not self._enabled:
+        if not self._enabled or self._closed:
             return
         self._wrote = True
         self._unindexed_writes += 1
@@ -52,11 +53,14 @@ class SearchIndexer:
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(DELAY_S, self._start)
 
-    def _start(self) -> None:
+    def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._task is None:
+
+    def _start(self) -> None:
+        self._cancel_timer()
+        if self._task is None and not self._closed:
             self._unindexed_writes = 0
             self._task = asyncio.get_running_loop().create_task(self._index())
 
@@ -68,14 +72,13 @@ class SearchIndexer:
             logger.warning("search index not updated: %s", exc)
         finally:
             self._task = None
-            if self._unindexed_writes and self._timer is None:
+            if self._unindexed_writes and self._timer is None and not self._closed:
                 self._timer = asyncio.get_running_loop().call_later(DELAY_S, self._start)
 
     async def close(self) -> None:
         """Index what this store wrote and is still pending (the store is closing)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._closed = True
+        self._cancel_timer()
         if self._task is not None:
             await self._task
         if self._wrote and self._unindexed_writes:

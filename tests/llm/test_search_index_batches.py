@@ -263,3 +263,19 @@ def test_revision_0005_upgrade_and_downgrade(tmp_path: Path) -> None:
     execute(url, "DELETE FROM conversations WHERE message_id IN ('1', '4')")
     execute(url, "UPDATE conversations SET content = 'changed' WHERE message_id IN ('2', '3')")
     assert_index_exact(url)
+
+
+async def test_nothing_is_left_scheduled_after_close(
+    sqlite_config: BotConfig, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch running while the store closes neither re-arms its timer nor writes afterwards."""
+    monkeypatch.setattr(indexing, "BATCH_WRITES", 3)
+    monkeypatch.setattr(indexing, "DELAY_S", 0.01)
+    async with BotStore.open(sqlite_config) as store:
+        writes = [add(store, f"burst {n}", n) for n in range(20)]
+        await asyncio.gather(*writes)
+        indexer = store._indexer
+    assert indexer._timer is None and indexer._task is None
+    await asyncio.sleep(0.05)
+    assert indexer._timer is None and indexer._task is None
+    assert pending(sqlite_url) == 0

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Select, bindparam, case, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql import Executable
 
 from convostore.models import UTCDateTime
 from convostore.records import ChatSession
@@ -65,6 +66,15 @@ def open_session_statement() -> Select[Any]:
     return _OPEN_SESSION
 
 
+# A new session's id: the ids of the channel equal to ``:base`` or like ``:pattern`` (``base-N``).
+_IDS_LIKE = select(_T.c.session_id).where(
+    _BOT,
+    _CHANNEL,
+    or_(
+        _T.c.session_id == bindparam("base"),
+        _T.c.session_id.like(bindparam("pattern"), escape="/"),
+    ),
+)
 _COUNT_MESSAGE = update(_T).where(_T.c.id == bindparam("row_id")).values(_WIDEN)
 _CLOSE = update(_T).where(_T.c.id == bindparam("row_id")).values(is_active=False)
 _START = insert(_T).values(
@@ -179,28 +189,29 @@ class SessionRepository:
         ).first()
         return None if row is None else (row[0], session_from_row(row[1:]))
 
+    def _execute(self, statement: Executable, params: dict[str, Any]) -> Any:
+        # A prebuilt statement: as its compiled SQL on the synchronous SQLite driver (the write
+        # path, see ``driver``), through Core elsewhere. The result's rows are plain tuples.
+        if self.connection.dialect.driver == "pysqlite":
+            return driver.execute(self.connection, statement, params)
+        return self.connection.execute(statement, params)
+
     def count_message(self, row_id: int, at: datetime) -> None:
         """Count one more message, widening the session to ``at``; in SQL, so no update is lost."""
-        self.connection.execute(_COUNT_MESSAGE, {"row_id": row_id, "at": at})
+        self._execute(_COUNT_MESSAGE, {"row_id": row_id, "at": at})
 
     def close(self, row_id: int) -> None:
-        self.connection.execute(_CLOSE, {"row_id": row_id})
+        self._execute(_CLOSE, {"row_id": row_id})
 
     def ids_like(self, channel_id: str, base: str) -> set[str]:
         """Session ids of the channel equal to ``base`` or suffixed ``base-N``."""
-        result = self.connection.execute(
-            select(_T.c.session_id).where(
-                _T.c.bot_name == self.bot_name,
-                _T.c.channel_id == channel_id,
-                or_(
-                    _T.c.session_id == base, _T.c.session_id.startswith(f"{base}-", autoescape=True)
-                ),
-            )
-        )
-        return {row[0] for row in result}
+        escaped = base.replace("/", "//").replace("%", "/%").replace("_", "/_")
+        params = {"bot": self.bot_name, "channel": channel_id, "base": base}
+        rows = self._execute(_IDS_LIKE, {**params, "pattern": f"{escaped}-%"}).fetchall()
+        return {row[0] for row in rows}
 
     def start(self, channel_id: str, session_id: str, at: datetime) -> None:
-        self.connection.execute(
+        self._execute(
             _START, {"bot": self.bot_name, "channel": channel_id, "sid": session_id, "at": at}
         )
 
