@@ -58,8 +58,10 @@ _DOWNGRADE = (
     "DROP TRIGGER conversations_fts_delete",
     "DROP TRIGGER conversations_fts_update",
     "DROP TABLE conversations_fts_state",
-    f"CREATE TRIGGER conversations_fts_insert AFTER INSERT ON conversations BEGIN {_INSERT_NEW} END",
-    f"CREATE TRIGGER conversations_fts_delete AFTER DELETE ON conversations BEGIN {_DELETE_OLD} END",
+    f"CREATE TRIGGER conversations_fts_insert AFTER INSERT ON conversations "
+    f"BEGIN {_INSERT_NEW} END",
+    f"CREATE TRIGGER conversations_fts_delete AFTER DELETE ON conversations "
+    f"BEGIN {_DELETE_OLD} END",
     f"CREATE TRIGGER conversations_fts_update AFTER UPDATE OF content ON conversations BEGIN "
     f"{_DELETE_OLD} {_INSERT_NEW} END",
 )
