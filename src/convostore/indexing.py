@@ -1,6 +1,6 @@
 """Keeps a SQLite store's search index caught up: the new rows are indexed in batches.
 
-From revision 0005 on, SQLite rows reach the full-text index in batches, not one by one in the
+From revision 0006 on, SQLite rows reach the full-text index in batches, not one by one in the
 inserting transaction (see :func:`convostore.repositories.search.index_pending`): one write
 transaction indexes every pending row, every :data:`BATCH_WRITES` writes of the store or
 :data:`DELAY_S` after the first write not yet indexed, whichever comes first, and when the store

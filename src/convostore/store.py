@@ -358,7 +358,7 @@ class BotStore:
         self._where = config.safe_database_url
         self._runner = UnitOfWorkRunner(engine)
         self._postgresql = engine.url.get_backend_name() == "postgresql"
-        # SQLite's search index takes new rows in batches (revision 0005).
+        # SQLite's search index takes new rows in batches (revision 0006).
         self._indexer = SearchIndexer(self._write_fenced, enabled=not self._postgresql)
 
     @classmethod

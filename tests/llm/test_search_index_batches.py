@@ -1,4 +1,4 @@
-"""SQLite's search index takes new rows in batches (revision 0005); searches see them at once.
+"""SQLite's search index takes new rows in batches (revision 0006); searches see them at once.
 
 Rows above ``conversations_fts_state.indexed_through`` are pending: a search matches them itself,
 a store indexes them every ``BATCH_WRITES`` writes, ``DELAY_S`` after a write, and on closing; the
@@ -237,16 +237,16 @@ def _triggers(url: str) -> set[str]:
     return {r[0] for r in execute(url, "SELECT name FROM sqlite_master WHERE type = 'trigger'")}
 
 
-def test_revision_0005_upgrade_and_downgrade(tmp_path: Path) -> None:
+def test_revision_0006_upgrade_and_downgrade(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'chain.db'}"
-    upgrade(url, "0004")
-    raw_insert(url, 1, "indexed by the insert trigger")
     upgrade(url, "0005")
+    raw_insert(url, 1, "indexed by the insert trigger")
+    upgrade(url, "0006")
     assert _triggers(url) == {"conversations_fts_delete", "conversations_fts_update"}
     assert pending(url) == 0, "every row of revision 0004 is indexed"
     raw_insert(url, 2, "pending after the upgrade")
     assert pending(url) == 1
-    command.downgrade(alembic_config(url), "0004")
+    command.downgrade(alembic_config(url), "0005")
     assert _triggers(url) == {
         "conversations_fts_insert",
         "conversations_fts_delete",

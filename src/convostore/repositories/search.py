@@ -1,4 +1,4 @@
-"""Full-text search over one bot's ``conversations`` rows (the index of revisions 0004 and 0005).
+"""Full-text search over one bot's ``conversations`` rows (the index of revisions 0004 and 0006).
 
 SQLite matches through the FTS5 table ``conversations_fts``; PostgreSQL through the generated
 ``search_vector`` column. On SQLite new rows reach the index in batches (:func:`index_pending`);
