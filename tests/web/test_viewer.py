@@ -168,6 +168,26 @@ def test_hostile_names_and_content_are_escaped(client: TestClient) -> None:
         assert response.headers["x-content-type-options"] == "nosniff"
 
 
+def test_a_refused_search_is_a_400_page_escaped_with_the_headers(client: TestClient) -> None:
+    hostile = '"><script>alert("q")</script>' + "x" * 1000  # longer than a query may be
+    refused = client.get("/search", params={"bot": "sage", "q": hostile})
+    assert refused.status_code == 400
+    assert "Search refused: query is longer than 1000 characters" in refused.text
+    assert "<script>" not in refused.text
+    # The query stays in the search box to correct, as text.
+    assert 'value="&#34;&gt;&lt;script&gt;alert(&#34;q&#34;)&lt;/script&gt;xxx' in refused.text
+    policy = refused.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "script-src" not in policy
+    assert refused.headers["x-content-type-options"] == "nosniff"
+    assert refused.headers["content-type"].startswith("text/html")
+    # Input that only matches nothing is not refused.
+    for query in ("", "*** NEAR( -", "\u202e<b>"):
+        page = client.get("/search", params={"bot": "sage", "q": query})
+        assert page.status_code == 200 and "refused" not in page.text
+        assert "<b>" not in page.text
+    assert "for “&lt;U+202E&gt;&lt;b&gt;”" in page.text
+
+
 def test_nothing_writes(config: BotConfig, client: TestClient) -> None:
     viewer = client.app.state.viewer  # type: ignore[attr-defined]
 

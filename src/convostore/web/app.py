@@ -283,8 +283,14 @@ class Viewer:
         names: dict[str, str] = {}
         if query:
             store = await self._store(config)
-            with translate_errors(config.safe_database_url):
-                hits = list(await store.search(query, limit=MESSAGES_PER_PAGE))
+            try:
+                with translate_errors(config.safe_database_url):
+                    hits = list(await store.search(query, limit=MESSAGES_PER_PAGE))
+            except InvalidInput as exc:
+                # The search page again, with the query in its box to correct and the reason.
+                return self.render(
+                    "search.html", status=400, bot=config.name, query=query, refused=str(exc)
+                )
             ids = [h.message.channel_id for h in hits]
             names = await self.read(config, lambda c: queries.channel_names(c, config.name, ids))
         return self.render(
