@@ -17,7 +17,8 @@ their shadow tables (an FTS index kept by triggers) are not copied: the target r
   counter, an edited message) without duplicates. Tables without a unique key (the legacy import
   ledger, message revisions) are compared as multisets and only the missing rows are added.
 * The target commits every page (:data:`PAGE_ROWS` rows), so other bots sharing a target SQLite
-  file wait for one page at most.
+  file wait for one page at most. Pages are written one after the other, in order; the next page
+  is read from the source while one is being written.
 * Per bot and table, the source's count must equal the target's at the end; any difference is
   reported as a mismatch (the CLI turns it into an error).
 """
@@ -28,6 +29,7 @@ import asyncio
 import json
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -204,8 +206,10 @@ def _utc(value: Any) -> Any:
 
 
 def _for_target(value: Any, sqlite: bool) -> Any:
+    if not isinstance(value, datetime):
+        return value
     value = _utc(value)
-    if sqlite and isinstance(value, datetime):
+    if sqlite:
         return value.replace(tzinfo=None)  # SQLite keeps naive UTC, as convostore's own type
     return value
 
@@ -386,27 +390,46 @@ class _Copier:
         async with self.target.begin() as connection:
             await connection.execute(statement, rows)
 
-    def _prepare(self, table: Table, row: dict[str, Any]) -> dict[str, Any]:
-        return {c: _for_target(row.get(c), self.sqlite_target) for c in _copied_columns(table)}
+    async def _write_page(self, table: Table, key: list[str], rows: list[dict[str, Any]]) -> None:
+        await self._upsert(table, key, rows)
+        if self.progress is not None:
+            self.progress(len(rows))
 
     async def copy_table(self, owned: _Owned, bot: str) -> None:
         target_table = self._target_table(owned.table.name)
         key = _natural_key(target_table)
+        columns = _copied_columns(target_table)
+        sqlite = self.sqlite_target
         missing: Counter[tuple[Any, ...]] = Counter()
         keyless_rows: dict[tuple[Any, ...], dict[str, Any]] = {}
-        async for page in self._pages(owned, bot):
-            if owned.parent is not None:
-                await self._remap(owned, page)
-            rows = [self._prepare(target_table, r) for r in page]
-            if key is not None:
-                await self._upsert(target_table, key, rows)
-                if self.progress is not None:
-                    self.progress(len(rows))
-                continue
-            for row in rows:
-                signature = tuple(_hashable(row[c]) for c in sorted(row))
-                missing[signature] += 1
-                keyless_rows[signature] = row
+        # The next page is read and prepared while the previous one is written: pages are still
+        # written one at a time, in order, each in its own transaction.
+        writing: asyncio.Future[None] | None = None
+        try:
+            async for page in self._pages(owned, bot):
+                if owned.parent is not None:
+                    if writing is not None:
+                        await writing  # the child's remap reads the target
+                        writing = None
+                    await self._remap(owned, page)
+                rows = [{c: _for_target(r.get(c), sqlite) for c in columns} for r in page]
+                if key is not None:
+                    if writing is not None:
+                        await writing
+                    writing = asyncio.ensure_future(self._write_page(target_table, key, rows))
+                    continue
+                for row in rows:
+                    signature = tuple(_hashable(row[c]) for c in sorted(row))
+                    missing[signature] += 1
+                    keyless_rows[signature] = row
+            if writing is not None:
+                await writing
+                writing = None
+        finally:
+            if writing is not None:  # an error came first: stop the write, keep that error
+                writing.cancel()
+                with suppress(asyncio.CancelledError, Exception):
+                    await writing
         if key is not None:
             return
         # No unique key: add only the rows the target lacks (a rerun adds nothing twice).
