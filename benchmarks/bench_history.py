@@ -91,6 +91,33 @@ def sqlite_plan(path: Path) -> str:
         return "; ".join(str(row[3]) for row in plan)
 
 
+def sqlite_layout(path: Path, rows: int, channel_ids: list[str]) -> dict[str, float]:
+    """What one read covers: rows per channel, and over how many rows of the table (by id) a
+    channel's newest 100 are spread, the mean over the channels read."""
+    with sqlite3.connect(path) as conn:
+        per_channel, spread = [], []
+        for cid in sorted(set(channel_ids))[:50]:
+            count = conn.execute(
+                "SELECT count(*) FROM conversations WHERE bot_name = ? AND channel_id = ?",
+                (data.BOT, cid),
+            ).fetchone()[0]
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM conversations WHERE bot_name = ? AND channel_id = ?"
+                    " ORDER BY timestamp DESC, id DESC LIMIT 100",
+                    (data.BOT, cid),
+                )
+            ]
+            per_channel.append(count)
+            spread.append(max(ids) - min(ids) + 1)
+    return {
+        "channels": data.channels(rows),
+        "rows_per_channel": sum(per_channel) / len(per_channel),
+        "newest_100_spread_over_rows": sum(spread) / len(spread),
+    }
+
+
 def postgres_plan(plain_url: str) -> str:
     import psycopg
 
@@ -131,11 +158,13 @@ async def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     results: list[dict[str, Any]] = []
     plans: dict[str, str] = {}
+    layouts: dict[str, dict[str, float]] = {}
     for rows in sizes:
         channel_ids = sequence(rows, args.queries)
         if "sqlite" in common.backends(args):
             path = data.sqlite_file(rows)
             plans[f"sqlite {rows}"] = sqlite_plan(path)
+            layouts[f"sqlite {rows}"] = sqlite_layout(path, rows, channel_ids)
             await run_aiosqlite(path, channel_ids)  # warm pass: whoever runs first is not penalised
             raw = await run_aiosqlite(path, channel_ids)
             ours = await run_convostore(f"sqlite+aiosqlite:///{path}", channel_ids)
@@ -171,8 +200,22 @@ async def main() -> None:
     print("\nquery plans:")
     for where, plan in plans.items():
         print(f"  {where}: {plan}")
+    print("\nwhat a read covers (the same rows per channel at every size, interleaved in time):")
+    for where, layout in layouts.items():
+        print(
+            f"  {where}: {layout['channels']:,} channels, {layout['rows_per_channel']:,.0f} rows"
+            f" per channel, a channel's newest 100 spread over"
+            f" {layout['newest_100_spread_over_rows']:,.0f} rows of the table"
+        )
     common.write_results(
-        args.results, {"queries": args.queries, "sizes": sizes, "rows": results, "plans": plans}
+        args.results,
+        {
+            "queries": args.queries,
+            "sizes": sizes,
+            "rows": results,
+            "plans": plans,
+            "layouts": layouts,
+        },
     )
 
 
