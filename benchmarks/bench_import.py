@@ -130,6 +130,11 @@ def measure(cmd: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> 
     )
 
 
+NAN = float("nan")
+# A contender that --skip-baseline leaves out: every figure NaN (printed "-").
+NOT_RUN = Run(NAN, NAN, NAN, NAN, NAN, NAN, [], 0, "", "")
+
+
 def check(run: Run, what: str) -> None:
     if run.returncode != 0:
         tail = "\n".join((run.stdout + run.stderr).splitlines()[-30:])
@@ -325,6 +330,195 @@ def baseline(tree: Path, db: Path) -> dict[str, int]:
     return {"files": files, "unreadable": unreadable, "rows": rows}
 
 
+# --- the stdlib importer: json + sqlite3, the import rules applied in memory ---------------------
+
+STDLIB_SESSION = (
+    "INSERT INTO sessions (bot_name, channel_id, session_id, started_at, last_activity,"
+    " message_count, is_active, source) VALUES (?, ?, ?, ?, ?, ?, 0, 'legacy')"
+)
+STDLIB_INSERT = (
+    "INSERT INTO conversations (bot_name, channel_id, channel_name, channel_type, user_id,"
+    " username, session_id, message_id, role, content, timestamp, metadata, source)"
+    " VALUES (?, ?, ?, 'channel', ?, ?, ?, ?, ?, ?, ?, ?, 'legacy')"
+)
+
+
+def _stdlib_utc(text: str) -> str:
+    """Rule 6 with the configured zone UTC: aware times converted, naive ones taken as UTC."""
+    from datetime import UTC, datetime
+
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(timespec="microseconds")
+
+
+def stdlib_importer(tree: Path, db: Path, gap: int, timeout: int) -> dict[str, int]:
+    """What a straightforward importer written with the standard library does, all in RAM.
+
+    Every file is parsed with ``json``; records are routed to bots (per-bot files to their bot,
+    shared ones to the participants and the answering bot), their times converted to UTC, each
+    given its Discord id or a hash of its content; duplicates collapse per (bot, message id), the
+    earliest kept; then each bot's channel is sorted by time and cut into sessions by the same
+    gap/timeout rule as convostore's (``convostore.sessions.cut``), and everything is inserted with
+    ``executemany`` in one transaction per 200,000 rows. No report, no names from other files, no
+    idempotent rerun: less work than ``migrate-legacy`` does.
+    """
+    import hashlib
+    from datetime import datetime
+
+    from convostore.legacy.run import IMPORT_CACHE_KIB
+
+    # (bot, message_id) -> (channel, user, username, channel_name, role, content, at, metadata)
+    rows: dict[tuple[str, str], tuple[Any, ...]] = {}
+    files = unreadable = records_seen = 0
+    for folder, dirs, names in os.walk(tree):
+        dirs.sort()
+        for name in sorted(names):
+            if not name.endswith(".json"):
+                continue
+            path = Path(folder, name)
+            try:
+                value = json.loads(path.read_bytes().decode("utf-8"))
+            except ValueError:
+                unreadable += 1
+                continue
+            files += 1
+            parent = path.parent.name
+            if isinstance(value, list):  # era 0: <bot>/<channel>_<user>.json
+                channel, _, user = path.stem.partition("_")
+                conversations = [(channel, user, value, [parent])]
+            elif isinstance(value, dict) and "messages" in value:
+                channel, _, user = path.stem.partition("_")
+                channel = str(value.get("channel_id") or channel)
+                user = str(value.get("user_id") or user)
+                bots = [parent] if parent != "multi_bot_conversations" else None
+                conversations = [(channel, user, value["messages"], bots or value)]
+            elif isinstance(value, dict):  # shared_conversations.json
+                conversations = []
+                for key, conversation in value.items():
+                    channel, _, user = key.partition("_")
+                    channel = str(conversation.get("channel_id") or channel)
+                    user = str(conversation.get("user_id") or user)
+                    conversations.append((channel, user, conversation["messages"], conversation))
+            else:
+                unreadable += 1
+                continue
+            for channel, user, records, owner in conversations:
+                if isinstance(owner, dict):  # shared: participants plus every answering bot
+                    answered = [r.get("bot_name") for r in records if r.get("role") == "assistant"]
+                    shared = list(dict.fromkeys([*(owner.get("participants") or []), *answered]))
+                    shared = [b for b in shared if b]
+                for record in records:
+                    role, content = record.get("role"), record.get("content")
+                    if role not in ("user", "assistant", "system") or not isinstance(content, str):
+                        continue
+                    records_seen += 1
+                    if isinstance(owner, list):
+                        targets = owner
+                    elif role == "assistant":
+                        targets = [record["bot_name"]] if record.get("bot_name") else []
+                    else:
+                        targets = shared
+                    try:
+                        at = _stdlib_utc(record["timestamp"])
+                    except (KeyError, TypeError, ValueError):
+                        continue
+                    metadata = record.get("metadata") or {}
+                    message_id = metadata.get("message_id")
+                    if message_id is None:
+                        key = "\x1f".join((channel, user, role, content, at)).encode()
+                        message_id = int.from_bytes(hashlib.sha256(key).digest()[:16], "big")
+                    row = (
+                        channel,
+                        user,
+                        metadata.get("username") or f"user-{user}",
+                        metadata.get("channel_name") or f"channel-{channel}",
+                        role,
+                        content,
+                        at,
+                        json.dumps(metadata, ensure_ascii=False) if metadata else None,
+                    )
+                    for bot in targets:
+                        kept = rows.get((bot, str(message_id)))
+                        if kept is None or at < kept[6]:
+                            rows[(bot, str(message_id))] = row
+    # Each bot's channel in time order, cut into sessions by the gap/timeout rule.
+    channels: dict[tuple[str, str], list[tuple[str, tuple[Any, ...]]]] = {}
+    for (bot, message_id), row in rows.items():
+        channels.setdefault((bot, row[0]), []).append((message_id, row))
+    sessions: list[tuple[Any, ...]] = []
+    messages: list[tuple[Any, ...]] = []
+    for (bot, channel), items in channels.items():
+        items.sort(key=lambda item: item[1][6])
+        times = [datetime.fromisoformat(row[6]) for _, row in items]
+        start = 0
+        for i in range(1, len(items) + 1):
+            if i < len(items) and (
+                (times[i] - times[i - 1]).total_seconds() <= gap
+                and (times[i] - times[start]).total_seconds() <= timeout
+            ):
+                continue
+            session = f"{times[start]:%Y-%m-%d_%H-%M-%S}_{timeout}s-{start}"
+            sessions.append(
+                (bot, channel, session, items[start][1][6], items[i - 1][1][6], i - start)
+            )
+            for message_id, row in items[start:i]:
+                channel_id, user, username, channel_name, role, content, at, metadata = row
+                messages.append(
+                    (
+                        bot,
+                        channel_id,
+                        channel_name,
+                        user,
+                        username,
+                        session,
+                        message_id,
+                        role,
+                        content,
+                        at,
+                        metadata,
+                    )
+                )
+            start = i
+    conn = sqlite3.connect(db, isolation_level=None)
+    for pragma in common.sqlite_pragmas("normal"):
+        conn.execute(pragma.replace("foreign_keys = ON", "foreign_keys = OFF"))
+    conn.execute(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}")
+    conn.execute("BEGIN IMMEDIATE")
+    conn.executemany(STDLIB_SESSION, sessions)
+    conn.execute("COMMIT")
+    for start in range(0, len(messages), 200_000):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(STDLIB_INSERT, messages[start : start + 200_000])
+        conn.execute("COMMIT")
+    conn.close()
+    return {
+        "files": files,
+        "unreadable": unreadable,
+        "records": records_seen,
+        "rows": len(messages),
+        "sessions": len(sessions),
+    }
+
+
+def run_stdlib_importer(tree: Path, workdir: Path, env: dict[str, str]) -> tuple[Run, Any]:
+    """The stdlib importer as a process on a fresh database migrated by the same Alembic head."""
+    config_dir = workdir / "config-stdlib"
+    db = workdir / "stdlib.db"
+    common.remove_sqlite(db)
+    write_configs(config_dir, {"type": "sqlite", "path": str(db)}, tree)
+    upgrade(f"sqlite+aiosqlite:///{db}", config_dir, workdir)
+    script = Path(__file__).resolve()
+    run = measure(
+        [sys.executable, str(script), "--stdlib-only", str(tree), str(db)], cwd=workdir, env=env
+    )
+    check(run, "stdlib importer")
+    counts = json.loads(run.stdout.strip().splitlines()[-1])
+    common.remove_sqlite(db)
+    return run, counts
+
+
 # --- one scale -----------------------------------------------------------------------------------
 
 
@@ -385,7 +579,10 @@ def run_scale(
 
     # The baseline runs before and after convostore, so a change in the machine's load during the
     # run weighs on both sides; the ratio is taken against the mean of the two.
-    base_before, base_counts = run_baseline(tree, workdir, env, manifest.messages)
+    if args.skip_baseline:
+        base_before, base_counts = NOT_RUN, {}
+    else:
+        base_before, base_counts = run_baseline(tree, workdir, env, manifest.messages)
     print(
         f"  baseline: {base_before.seconds:.1f} s, peak {base_before.peak_rss_mb:.0f} MB",
         flush=True,
@@ -415,7 +612,29 @@ def run_scale(
         databases.close()
         if args.backend == "sqlite":
             common.remove_sqlite(workdir / "ours.db")
-    base_after, _ = run_baseline(tree, workdir, env, manifest.messages)
+    stdlib: dict[str, Any] | None = None
+    if args.stdlib_importer:
+        plain, plain_counts = run_stdlib_importer(tree, workdir, env)
+        print(
+            f"  stdlib importer: {plain.seconds:.1f} s, {plain_counts['rows']:,} rows,"
+            f" peak {plain.peak_rss_mb:.0f} MB",
+            flush=True,
+        )
+        stdlib = {
+            "seconds": plain.seconds,
+            "per_s": manifest.messages / plain.seconds,
+            "peak_rss_mb": plain.peak_rss_mb,
+            "maxrss_mb": plain.maxrss_mb,
+            "cpu_seconds": plain.cpu_seconds,
+            **plain_counts,
+            # convostore's speed against it (>1: faster) and its peak memory as a share of it.
+            "convostore_speed_vs_it": plain.seconds / first.seconds,
+            "convostore_memory_share": first.peak_rss_mb / plain.peak_rss_mb,
+        }
+    if args.skip_baseline:
+        base_after = NOT_RUN
+    else:
+        base_after, _ = run_baseline(tree, workdir, env, manifest.messages)
     print(f"  baseline again: {base_after.seconds:.1f} s", flush=True)
     base = Run(
         seconds=(base_before.seconds + base_after.seconds) / 2,
@@ -470,6 +689,8 @@ def run_scale(
             "rerun_totals": again_totals,
         },
     }
+    if stdlib is not None:
+        result["stdlib_importer"] = stdlib
     if args.profile and last_scale:
         result["profile"] = profile(args, tree, workdir)
     if not args.keep and not args.tree:
@@ -618,10 +839,33 @@ def main() -> None:
     )
     p.add_argument("--top", type=int, default=15, help="hotspots listed by --profile")
     p.add_argument("--results", default=None, help="results file name (default import_<backend>)")
+    p.add_argument(
+        "--stdlib-importer",
+        action="store_true",
+        help="also time a straightforward json + sqlite3 importer that holds everything in RAM",
+    )
+    p.add_argument(
+        "--skip-baseline",
+        action="store_true",
+        help="time convostore alone (for memory at large scales; no ratio)",
+    )
     p.add_argument("--baseline-only", nargs=2, metavar=("TREE", "DB"), help=argparse.SUPPRESS)
+    p.add_argument("--stdlib-only", nargs=2, metavar=("TREE", "DB"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.baseline_only:
         counts = baseline(Path(args.baseline_only[0]), Path(args.baseline_only[1]))
+        print(json.dumps(counts))
+        return
+    if args.stdlib_only:
+        from convostore.config import StorageConfig
+
+        storage = StorageConfig()  # the bots' configs in this benchmark keep the defaults
+        counts = stdlib_importer(
+            Path(args.stdlib_only[0]),
+            Path(args.stdlib_only[1]),
+            storage.session_gap,
+            storage.session_timeout,
+        )
         print(json.dumps(counts))
         return
     scales = [int(m) for m in str(args.messages).replace("_", "").split(",") if m.strip()]
@@ -700,6 +944,15 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
             f" CPU-time ratio {ours['cpu_ratio_vs_baseline']:.2f};"
             f" convostore imported {ours['imported_per_s']:,.0f} rows/s"
         )
+        plain = r.get("stdlib_importer")
+        if plain is not None:
+            print(
+                f"    stdlib importer (json + sqlite3, rules and sessions in RAM):"
+                f" {plain['seconds']:.1f} s at {plain['peak_rss_mb']:.0f} MB peak,"
+                f" {plain['rows']:,} rows; convostore {plain['convostore_speed_vs_it']:.2f}x its"
+                f" speed at {plain['convostore_memory_share']:.2f} of its memory"
+                " (target: faster, under 0.25)"
+            )
     name = args.results or f"import_{args.backend}"
     common.write_results(
         name, {"backend": args.backend, "importer": importer_version(), "rows": rows}
