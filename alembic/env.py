@@ -33,7 +33,12 @@ from convostore.engine import make_engine
 from convostore.errors import ConvostoreError, SchemaError, StorageError
 from convostore.models import Base, UTCDateTime
 from convostore.ops import guard
-from convostore.schema import include_name, newer_revision, newer_than_code
+from convostore.schema import (
+    include_name,
+    include_object_for,
+    newer_revision,
+    newer_than_code,
+)
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -146,6 +151,7 @@ def do_run_migrations(connection: Connection) -> None:
         compare_type=True,
         render_item=render_item,
         include_name=include_name,
+        include_object=include_object_for(connection.dialect.name),
         # SQLite DDL is transactional once the driver leaves BEGIN to us: one transaction per run.
         transactional_ddl=True,
     )

@@ -5,8 +5,9 @@ additions are the two unique keys, the foreign key that ties messages to their s
 covering index for "newest N messages of a channel", the partial unique index that allows one open
 session per bot and channel, the ``source`` marker of imported rows, ``legacy_imports``, the
 ledger of legacy JSON imports, (revision 0003) the Discord columns of a message and
-``message_revisions``, the earlier versions of edited messages, and (revision 0005) an index on a
-message's user and time.
+``message_revisions``, the earlier versions of edited messages, (revision 0005) an index on a
+message's user and time, and (revision 0007) on SQLite only ``idx_conversations_history``, which
+holds every column a history read selects.
 """
 
 from __future__ import annotations
@@ -108,6 +109,31 @@ class ChatSessionModel(Base):
     )
 
 
+# ``idx_conversations_history`` on SQLite (revision 0007): the key of a channel's history in time
+# order, then every other column a history read selects (all but ``source``), so the read never
+# visits the table.
+HISTORY_INDEX_COLUMNS: tuple[str, ...] = (
+    "bot_name",
+    "channel_id",
+    "timestamp",
+    "id",
+    "channel_name",
+    "channel_type",
+    "user_id",
+    "username",
+    "session_id",
+    "message_id",
+    "role",
+    "content",
+    "metadata",
+    "parent_id",
+    "reply_to_message_id",
+    "attachments",
+    "edited_at",
+    "author_is_bot",
+)
+
+
 class ConversationModel(Base):
     """A row of ``conversations``: one message."""
 
@@ -146,6 +172,8 @@ class ConversationModel(Base):
         Index("idx_conversations_session", "session_id"),
         Index("idx_conversations_bot_channel_time", "bot_name", "channel_id", "timestamp", "id"),
         Index("idx_conversations_bot_user_time", "bot_name", "user_id", "timestamp", "id"),
+        # SQLite only (revision 0007): history read from the index alone (HISTORY_INDEX_COLUMNS).
+        Index("idx_conversations_history", *HISTORY_INDEX_COLUMNS).ddl_if(dialect="sqlite"),
         {"sqlite_autoincrement": True},
     )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
@@ -11,12 +11,30 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from convostore.errors import SchemaError
 
 # Every revision under alembic/versions, oldest first; a test keeps this in step with Alembic.
-KNOWN_REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005", "0006")
+KNOWN_REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")
 HEAD_REVISION = KNOWN_REVISIONS[-1]
 
 # Full-text search objects live outside the models (revision 0004): SQLite's FTS5 table and its
 # shadow tables, PostgreSQL's generated tsvector column and its GIN index.
 _SEARCH_OBJECTS = frozenset({"search_vector", "idx_conversations_search"})
+
+
+# Indexes the models declare for SQLite only (``Index.ddl_if(dialect="sqlite")``, revision 0007).
+SQLITE_ONLY_INDEXES = frozenset({"idx_conversations_history"})
+
+
+def include_object_for(dialect: str) -> Callable[[object, str | None, str, bool, object], bool]:
+    """Alembic's ``include_object`` for comparing a ``dialect`` database with the models.
+
+    Leaves out, on other backends, the indexes the models declare for SQLite only.
+    """
+
+    def include_object(
+        obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+    ) -> bool:
+        return dialect == "sqlite" or type_ != "index" or name not in SQLITE_ONLY_INDEXES
+
+    return include_object
 
 
 def include_name(name: str | None, type_: str, parent_names: object) -> bool:

@@ -133,9 +133,11 @@ def test_a_revision_newer_than_the_code_fails(own_db_url: str, tmp_path: Path) -
 
 
 def test_a_dropped_index_shows_as_drift_and_in_the_query_plan(
-    own_db_url: str, tmp_path: Path
+    own_db_url: str, backend: str, tmp_path: Path
 ) -> None:
     execute(own_db_url, "DROP INDEX idx_conversations_bot_channel_time")
+    if backend == "sqlite":  # SQLite's other index for history (revision 0007)
+        execute(own_db_url, "DROP INDEX idx_conversations_history")
     report = run(bot(own_db_url, tmp_path))
     checks = by_check(report)
     drift = checks["model drift"]

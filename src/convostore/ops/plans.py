@@ -63,7 +63,11 @@ class HotQuery:
 
 
 HISTORY = HotQuery(
-    "history (newest N of a channel)", "conversations", ("idx_conversations_bot_channel_time",)
+    "history (newest N of a channel)",
+    "conversations",
+    # SQLite reads it from idx_conversations_history alone (revision 0007, SQLite only; a missing
+    # one shows as model drift).
+    ("idx_conversations_bot_channel_time", "idx_conversations_history"),
 )
 SESSION_LOOKUP = HotQuery(
     "session lookup (open session of a channel)",

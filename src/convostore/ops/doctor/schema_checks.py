@@ -15,6 +15,7 @@ from convostore.ops.plans import QueryPlan, explain_hot_queries
 from convostore.schema import (
     HEAD_REVISION,
     include_name,
+    include_object_for,
     newer_revision,
     newer_than_code,
     stored_revisions,
@@ -91,7 +92,12 @@ def _drift(connection: Connection) -> Finding:
     from alembic.migration import MigrationContext
 
     context = MigrationContext.configure(
-        connection, opts={"compare_type": True, "include_name": include_name}
+        connection,
+        opts={
+            "compare_type": True,
+            "include_name": include_name,
+            "include_object": include_object_for(connection.dialect.name),
+        },
     )
     diffs = compare_metadata(context, Base.metadata)
     if not diffs:
