@@ -119,7 +119,7 @@ def fill_postgres(plain_url: str, rows: int) -> None:
         count = conn.execute("SELECT count(*) FROM conversations").fetchone()
         if count and count[0] == rows:
             return
-        conn.execute("TRUNCATE conversations, sessions")
+        conn.execute("TRUNCATE conversations, sessions CASCADE")
         conn.execute(
             "INSERT INTO sessions (bot_name, channel_id, session_id, started_at, last_activity,"
             " message_count, is_active) SELECT %s, (900000000000 + c)::text, 's', %s, %s, 0, true"
