@@ -100,6 +100,14 @@ def sqlite_file(rows: int) -> Path:
             conn.execute(definition)
         if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'conversations_fts'").fetchone():
             conn.execute("INSERT INTO conversations_fts(conversations_fts) VALUES ('rebuild')")
+        if conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE name = 'conversations_fts_state'"
+        ).fetchone():
+            # Every row is in the search index now: none is pending (revision 0006).
+            conn.execute(
+                "UPDATE conversations_fts_state"
+                " SET indexed_through = (SELECT coalesce(max(id), 0) FROM conversations)"
+            )
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()
