@@ -4,9 +4,12 @@ A history read takes a channel's newest rows through ``idx_conversations_bot_cha
 then fetches each row from the table. Rows are stored in arrival order, so in a database shared by
 many channels each of a channel's newest 100 rows lies on a table page of its own: 100 page reads
 per call, from the operating system's cache or the disk once the file is larger than SQLite's page
-cache. This index holds the columns the read selects after its key (``bot_name``, ``channel_id``,
+cache. This index holds the columns the read selects after its key (``channel_id``, ``bot_name``,
 ``timestamp``, ``id``), so the read is one range scan over a few adjacent index pages and never
-touches the table (``USING COVERING INDEX``): its cost no longer grows with the table.
+touches the table (``USING COVERING INDEX``): its cost no longer grows with the table. The key
+starts with ``channel_id`` so that no query on ``bot_name`` alone can use the index: without
+statistics, SQLite would rather scan all of a bot's rows in it (it holds every column a query may
+want) than look them up through a narrower index such as ``idx_conversations_bot_user_time``.
 
 The price is space and write work: the index repeats the row (all columns but ``source``), so the
 messages take about twice the room on disk and every insert writes the row twice.
@@ -33,8 +36,8 @@ depends_on: str | Sequence[str] | None = None
 
 # Frozen here (a revision never imports the models): the key, then the history read's columns.
 _COLUMNS = [
-    "bot_name",
     "channel_id",
+    "bot_name",
     "timestamp",
     "id",
     "channel_name",

@@ -111,10 +111,12 @@ class ChatSessionModel(Base):
 
 # ``idx_conversations_history`` on SQLite (revision 0007): the key of a channel's history in time
 # order, then every other column a history read selects (all but ``source``), so the read never
-# visits the table.
+# visits the table. ``channel_id`` comes first so that a query on ``bot_name`` alone cannot use it:
+# without statistics SQLite would rather scan all of a bot's rows in it (it holds every column)
+# than look a user's rows up through idx_conversations_bot_user_time.
 HISTORY_INDEX_COLUMNS: tuple[str, ...] = (
-    "bot_name",
     "channel_id",
+    "bot_name",
     "timestamp",
     "id",
     "channel_name",

@@ -117,4 +117,5 @@ def test_the_index_holds_every_column_a_history_read_selects() -> None:
     from convostore.repositories.rows import DRIVER_FIELDS
 
     assert set(DRIVER_FIELDS) | {"bot_name", "channel_id"} <= set(HISTORY_INDEX_COLUMNS)
-    assert HISTORY_INDEX_COLUMNS[:4] == ("bot_name", "channel_id", "timestamp", "id")
+    # channel_id first: a query on a bot's rows alone (a user's rows, say) never scans this index.
+    assert HISTORY_INDEX_COLUMNS[:4] == ("channel_id", "bot_name", "timestamp", "id")
