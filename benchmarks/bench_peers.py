@@ -16,7 +16,10 @@ files. History: p50/p99 of reads of one random sequence of channels, the same fo
 databases of ``--sizes`` rows (about 1,000 per channel), built once with bulk inserts and cached
 under benchmarks/results/cache/; each store is set up (objects built, connections opened) and
 reads the whole sequence once untimed before the timed pass, so all read with a warm page cache.
-``PRAGMA synchronous`` does not change reads; history runs once.
+The contenders take turns: the sequence is cut into ``--rounds`` slices (default 10) and each
+round every contender reads one slice, in an order rotated every round, so that a change of the
+machine's load reaches all of them alike. ``PRAGMA synchronous`` does not change reads; history
+runs once.
 
     .venv/bin/python benchmarks/bench_peers.py [--count 20000] [--channels 1000]
         [--synchronous normal,full] [--sizes 10000,100000,1000000] [--queries 2000]
@@ -499,6 +502,12 @@ async def main() -> None:
         help="history reads for LangChain above 100k rows (each read scans the whole table)",
     )
     p.add_argument("--skip-history", action="store_true")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=10,
+        help="history: the contenders take turns over this many slices of the sequence",
+    )
     args = p.parse_args()
     status = available()
     for name, problem in status.items():
@@ -577,19 +586,30 @@ async def main() -> None:
         sequence = [
             data.channel_id(rng.randrange(data.channels(rows))) for _ in range(args.queries)
         ]
+        names = [
+            name
+            for name in readers
+            if name in ("convostore", *ADAPTERS.values()) or name in runnable
+        ]
+        # The contenders take turns in rounds (each round a slice of the sequence, the order
+        # rotated every round), so a change of the machine's load reaches all of them alike.
+        latencies: dict[str, list[float]] = {name: [] for name in names}
+        for turn in range(args.rounds):
+            part = sequence[turn :: args.rounds]
+            for name in names[turn % len(names) :] + names[: turn % len(names)]:
+                # LangChain reads the whole channel with no limit: hundreds of ms a read from
+                # 100k rows; it reads the first --slow-queries entries of the sequence.
+                slow = name.startswith("langchain") and rows >= 100_000
+                ids = sequence[: args.slow_queries][turn :: args.rounds] if slow else part
+                latencies[name].extend(await readers[name](rows, ids))
         base: float | None = None
-        for name, reader in readers.items():
-            if name not in ("convostore", *ADAPTERS.values()) and name not in runnable:
-                continue
-            # LangChain reads the whole channel with no limit: hundreds of ms a read from 100k rows.
-            slow = name.startswith("langchain") and rows >= 100_000
-            channel_ids = sequence[: args.slow_queries] if slow else sequence
-            s = common.summary(await reader(rows, channel_ids))
+        for name in names:
+            s = common.summary(latencies[name])
             base = base or s["p50_ms"]
             history_rows.append(
                 {"rows": rows, "contender": name, **s, "convostore_x": s["p50_ms"] / base}
             )
-            print(f"  done: history {name}, {rows:,} rows", flush=True)
+        print(f"  done: history, {rows:,} rows, {args.rounds} rounds", flush=True)
     headers = ["rows", "contender", "samples", "p50_ms", "p99_ms", "convostore_x"]
     print(
         "\nhistory, newest 100 messages, the same sequence of channels for every store, on SQLite"
