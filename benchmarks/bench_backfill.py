@@ -8,8 +8,19 @@ the same messages (``--sample``, default 5,000) with one ``add_message`` call ea
 (the cheapest order for it), into a fresh database. Both rates are messages per second; the ratio
 is backfill / baseline.
 
+Batch writes against the OpenAI Agents SDK ``SQLiteSession`` (``--peers``, needs the ``bench``
+extra; skipped with a message if the SDK is not installed): the same ``--peer-count`` messages
+(default 100,000) in ``--peer-conversations`` conversations (default 1,000, so 100 messages per
+call, a page of ``channel.history()``), one ``add_messages(channel, list)`` per conversation
+against one ``add_items(list)`` per conversation (one session per conversation), each on its own
+empty SQLite file, both at the same ``PRAGMA synchronous`` (``--synchronous normal,full``: once
+per level). Every object and connection is made before the timer (an untimed batch first), and the
+items the SDK stores (``{"role", "content"}``) are built before it too. The ratio is convostore's
+messages per second / the SDK's.
+
     .venv/bin/python benchmarks/bench_backfill.py [--count 100000] [--sample 5000]
-        [--backends sqlite,postgresql]
+        [--backends sqlite,postgresql] [--peers] [--peer-count 100000]
+        [--peer-conversations 1000] [--synchronous normal,full]
 """
 
 from __future__ import annotations
@@ -79,10 +90,76 @@ async def one_by_one(url: str, messages: list[dict[str, Any]]) -> float:
         return time.perf_counter() - started
 
 
+async def batch_convostore(
+    path: Path, conversations: list[list[dict[str, Any]]], synchronous: str
+) -> float:
+    from convostore import BotStore, ChannelInfo
+
+    channels = [ChannelInfo.channel(10 + c, f"c{c}") for c in range(len(conversations))]
+    config = common.bot_config(common.sqlite_database(path), synchronous=synchronous)
+    async with BotStore.open(config) as store:
+        warm = {**conversations[0][0], "message_id": 1, "timestamp": BASE_TIME}
+        await store.add_messages(ChannelInfo.channel(1, "warm"), [warm])  # untimed
+        started = time.perf_counter()
+        for channel, messages in zip(channels, conversations, strict=True):
+            await store.add_messages(channel, messages)
+        return time.perf_counter() - started
+
+
+async def batch_openai(
+    path: Path, conversations: list[list[dict[str, Any]]], synchronous: str
+) -> float:
+    import bench_peers
+
+    session_class = bench_peers.openai_session_class(synchronous)
+    sessions = [session_class(f"channel-{c}", path) for c in range(len(conversations))]
+    items = [[bench_peers.item(m) for m in messages] for messages in conversations]
+    warm = session_class("warm", path)
+    await warm.add_items([items[0][0]])  # untimed: the connection and the tables
+    await warm.get_items(limit=1)
+    started = time.perf_counter()
+    for session, batch in zip(sessions, items, strict=True):
+        await session.add_items(batch)
+    elapsed = time.perf_counter() - started
+    for session in [*sessions, warm]:
+        session.close()
+    return elapsed
+
+
+async def peers(args: Any, tmp: Path) -> list[dict[str, Any]]:
+    try:
+        import agents  # noqa: F401
+    except ImportError:
+        print("--peers: the OpenAI Agents SDK is not installed (the bench extra); skipped")
+        return []
+    messages = workload(args.peer_count)
+    size = max(1, len(messages) // args.peer_conversations)
+    conversations = [messages[i : i + size] for i in range(0, len(messages), size)]
+    rows = []
+    for level in common.synchronous_levels(args.synchronous):
+        ours = await batch_convostore(tmp / f"batch-{level}.db", conversations, level)
+        theirs = await batch_openai(tmp / f"openai-{level}.db", conversations, level)
+        rows.append(
+            {
+                "synchronous": level,
+                "messages": len(messages),
+                "per_call": size,
+                "convostore_per_s": len(messages) / ours,
+                "openai_per_s": len(messages) / theirs,
+                "ratio": theirs / ours,
+            }
+        )
+    return rows
+
+
 async def main() -> None:
     p = common.parser(__doc__ or "")
     p.add_argument("--count", type=int, default=100_000, help="messages backfilled")
     p.add_argument("--sample", type=int, default=5_000, help="messages of the baseline")
+    p.add_argument("--peers", action="store_true", help="batch writes vs the OpenAI SDK too")
+    p.add_argument("--peer-count", type=int, default=100_000, help="messages of --peers")
+    p.add_argument("--peer-conversations", type=int, default=1_000, help="conversations of --peers")
+    p.add_argument("--synchronous", default="normal,full", help="levels of --peers")
     args = p.parse_args()
     messages = workload(args.count)
     sample = messages[: args.sample]
@@ -113,10 +190,20 @@ async def main() -> None:
                     "ratio": bulk_rate / single_rate,
                 }
             )
+        peer_rows = await peers(args, Path(tmp)) if args.peers else []
     headers = list(rows[0]) if rows else []
     print(f"\nbackfill of {args.count:,} messages (newest first, older than the channel)")
     print(common.table(headers, [[r[h] for h in headers] for r in rows]))
-    common.write_results("backfill", {"count": args.count, "sample": args.sample, "rows": rows})
+    results: dict[str, Any] = {"count": args.count, "sample": args.sample, "rows": rows}
+    if peer_rows:
+        headers = list(peer_rows[0])
+        print(
+            f"\nbatch writes, {args.peer_count:,} messages in {args.peer_conversations:,} "
+            "conversations: add_messages vs the OpenAI SDK's add_items (ratio: convostore / SDK)"
+        )
+        print(common.table(headers, [[r[h] for h in headers] for r in peer_rows]))
+        results["peers"] = peer_rows
+    common.write_results("backfill", results)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import json
 import logging
 import math
@@ -41,7 +42,7 @@ from convostore.records import ROLES, ChatSession, MessageRevision, SearchHit, S
 from convostore.repositories import MessageRepository, SessionRepository
 from convostore.repositories.backfill import store_batch
 from convostore.repositories.lifecycle import LifecycleRepository
-from convostore.repositories.rows import NewMessage
+from convostore.repositories.rows import NewMessage, new_message
 from convostore.repositories.search import SearchRepository
 from convostore.schema import check_schema
 from convostore.search import query_terms, relevance, snippet
@@ -313,7 +314,8 @@ def _new_message(
     _check_message_text(channel, username=username, role=role, content=content)
     if not isinstance(author_is_bot, bool):
         raise InvalidInput(f"author_is_bot must be a bool, not {type(author_is_bot).__name__}")
-    return NewMessage(
+    # NewMessage's fields in order (its __init__ costs more than the checks above, per message).
+    return new_message(
         channel.id,
         channel.name,
         channel.type,
@@ -325,12 +327,32 @@ def _new_message(
         content,
         _utc(timestamp),
         _metadata(metadata),
-        parent_id=_optional_id(parent_id, "parent_id") or channel.parent_id,
-        reply_to_message_id=_optional_id(reply_to_message_id, "reply_to_message_id"),
-        attachments=_attachments(attachments),
-        edited_at=None if edited_at is None else _utc(edited_at, "edited_at"),
-        author_is_bot=author_is_bot,
+        _optional_id(parent_id, "parent_id") or channel.parent_id,
+        _optional_id(reply_to_message_id, "reply_to_message_id"),
+        _attachments(attachments),
+        None if edited_at is None else _utc(edited_at, "edited_at"),
+        author_is_bot,
     )
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a backfill builds its rows and records.
+
+    A backfill keeps a few objects per message alive (the validated rows, then the records), none
+    in a reference cycle, so no collection while they are built can free anything; yet their
+    number triggers full collections over the whole heap, which measured about a fifth of a
+    100,000-message backfill. Only synchronous code runs inside (no await); the collector is
+    switched back on afterwards unless it was already off.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 @contextmanager
@@ -588,21 +610,22 @@ class BotStore:
                 f"messages must be an iterable of mappings, not {type(messages).__name__}"
             )
         batch: list[NewMessage] = []
-        for index, item in enumerate(messages):
-            try:
-                if isinstance(item, Mapping):
-                    keywords = dict(item)
-                    if "message_id" not in keywords or keywords["message_id"] is None:
-                        raise InvalidInput(
-                            "message_id is required in a backfill (it makes reruns idempotent)"
-                        )
-                else:
-                    keywords = message_keywords(item)
-                batch.append(_new_message(channel, **keywords))
-            except InvalidInput as exc:
-                raise InvalidInput(f"messages[{index}]: {exc}") from None
-            except TypeError as exc:
-                raise InvalidInput(f"messages[{index}]: {exc}") from None
+        with _collector_paused():
+            for index, item in enumerate(messages):
+                try:
+                    if isinstance(item, Mapping):
+                        keywords = dict(item)
+                        if "message_id" not in keywords or keywords["message_id"] is None:
+                            raise InvalidInput(
+                                "message_id is required in a backfill (it makes reruns idempotent)"
+                            )
+                    else:
+                        keywords = message_keywords(item)
+                    batch.append(_new_message(channel, **keywords))
+                except InvalidInput as exc:
+                    raise InvalidInput(f"messages[{index}]: {exc}") from None
+                except TypeError as exc:
+                    raise InvalidInput(f"messages[{index}]: {exc}") from None
         storage = self.config.storage
         records: dict[str, StoredMessage] = {}
         unique = list({new.message_id: new for new in reversed(batch)}.values())[::-1]
@@ -615,14 +638,15 @@ class BotStore:
                 # Full records only for the ids stored before (a rerun), not on a first backfill.
                 stored = messages.by_message_ids(sorted(known)) if known else []
                 fresh = [new for new in part if new.message_id not in known]
-                return stored + store_batch(
-                    connection,
-                    self.bot_name,
-                    channel.id,
-                    fresh,
-                    gap=storage.session_gap,
-                    timeout=storage.session_timeout,
-                )
+                with _collector_paused():
+                    return stored + store_batch(
+                        connection,
+                        self.bot_name,
+                        channel.id,
+                        fresh,
+                        gap=storage.session_gap,
+                        timeout=storage.session_timeout,
+                    )
 
             for record in await self._write(work):
                 records[record.message_id] = record

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 from convostore.records import MESSAGE_FIELDS, StoredMessage
 from convostore.repositories.rows import (
@@ -17,7 +17,10 @@ from convostore.repositories.rows import (
     message_from_row,
     message_from_sqlite_row,
     messages_from_driver_rows,
+    new_message,
     session_from_row,
+    sqlite_values,
+    stored_messages,
 )
 
 AT = datetime(2024, 1, 8, 14, 30, 0, 123456, tzinfo=UTC)
@@ -95,3 +98,36 @@ def test_session_rows_give_bools() -> None:
     row = ("s1", "7", AT, AT, 3, 1)
     record = session_from_row(row)
     assert record.is_active is True and record.message_count == 3
+
+
+def test_batch_builders_equal_the_dataclass_and_the_single_write() -> None:
+    """The backfill's generated builders: the same rows, records and stored values."""
+    values = [getattr(NEW, f) for f in NEW_MESSAGE_FIELDS]
+    built = new_message(*values)
+    assert built == NEW and type(built) is NewMessage
+    plain = dataclasses.replace(NEW, metadata=None, attachments=[], edited_at=None)
+    records = stored_messages([NEW, plain], ["s9", "s8"], [5, 6], "sage")
+    assert records == [
+        dataclasses.replace(NEW, session_id="s9").stored(5, "sage"),
+        dataclasses.replace(plain, session_id="s8").stored(6, "sage"),
+    ]
+    assert records[0].metadata is not NEW.metadata  # a record shares no mutable value
+    assert records[0].attachments[0] is not NEW.attachments[0]
+    # As SQLite stores them (Core's conversions): bot_name first, then the fields in order.
+    stored = sqlite_values([NEW, plain], ["s9", "s8"], [1, 0], "sage")
+    width = len(NEW_MESSAGE_FIELDS) + 1
+    second, first = stored[:width], stored[width:]
+    assert len(stored) == 2 * width and second[0] == first[0] == "sage"
+    assert first[1:] == [
+        "7", "général", "channel", "42", "ålice", "s9", "99", "user", "hi", _TEXT_AT,
+        '{"k": [1]}', "3", "98", _ATTACHMENTS_JSON, _TEXT_AT, 1,
+    ]  # fmt: skip
+    assert second[NEW_MESSAGE_FIELDS.index("session_id") + 1] == "s8"
+    assert [second[NEW_MESSAGE_FIELDS.index(f) + 1] for f in ("metadata", "attachments")] == [
+        "null",
+        "[]",
+    ]
+    assert second[NEW_MESSAGE_FIELDS.index("edited_at") + 1] is None
+    elsewhere = NEW.timestamp.astimezone(timezone(timedelta(hours=-5)))
+    moved = dataclasses.replace(NEW, timestamp=elsewhere)
+    assert sqlite_values([moved], ["s9"], [0], "sage")[10] == _TEXT_AT

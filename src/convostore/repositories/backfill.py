@@ -13,21 +13,25 @@ so they are exact.
 from __future__ import annotations
 
 import itertools
-import json
 import sqlite3
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from operator import attrgetter
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from convostore.models import ChatSessionModel, ConversationModel
 from convostore.records import StoredMessage
-from convostore.repositories.rows import NEW_MESSAGE_FIELDS, NewMessage, message_from_row
+from convostore.repositories.rows import (
+    NEW_MESSAGE_FIELDS,
+    NewMessage,
+    json_text,
+    sqlite_values,
+    stored_messages,
+)
 from convostore.sessions import base_session_id, cut, unique_session_id
 
 _C = cast(Table, ConversationModel.__table__)
@@ -68,63 +72,87 @@ _INSERT_SESSION = insert(_S)
 _MOVE_MESSAGE = (
     update(_C).where(_C.c.id == bindparam("row_id")).values(session_id=bindparam("new_session"))
 )
-_INSERT_MESSAGES = insert(_C)
-_NEW_IDS = select(_C.c.message_id, _C.c.id).where(
-    _C.c.bot_name == bindparam("bot"), _C.c.message_id.in_(bindparam("ids", expanding=True))
-)
 _DELETE_SESSIONS = delete(_S).where(_S.c.id.in_(bindparam("row_ids", expanding=True)))
 
 
-# The row values of a NewMessage, in NEW_MESSAGE_FIELDS order (the columns but id and bot_name).
-_values = cast(Callable[[NewMessage], tuple[Any, ...]], attrgetter(*NEW_MESSAGE_FIELDS))
-_SESSION = NEW_MESSAGE_FIELDS.index("session_id")
-_DRIVER_INSERT = (
-    f"INSERT INTO conversations (bot_name, {', '.join(NEW_MESSAGE_FIELDS)})"
-    f" VALUES ({', '.join('?' * (len(NEW_MESSAGE_FIELDS) + 1))})"
-)
-# How the column types store a value on SQLite, per field that is not stored as it comes:
-# UTCDateTime as naive UTC text with microseconds, JSON as its text (None as 'null'), booleans
-# as 0/1.
-_TIMES = [NEW_MESSAGE_FIELDS.index(f) for f in ("timestamp", "edited_at")]
-_JSONS = [NEW_MESSAGE_FIELDS.index(f) for f in ("metadata", "attachments")]
-_BOOLS = [NEW_MESSAGE_FIELDS.index("author_is_bot")]
+_COLUMNS = f"bot_name, {', '.join(NEW_MESSAGE_FIELDS)}"
+_JSON_FIELDS = ("metadata", "attachments")
 
 
-def _driver_row(values: tuple[Any, ...], bot_name: str) -> tuple[Any, ...]:
-    row = [bot_name, *values]
-    for index in _TIMES:
-        at = values[index]
-        if at is not None:
-            row[index + 1] = at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-    for index in _JSONS:
-        value = values[index]
-        row[index + 1] = "null" if value is None else "[]" if value == [] else json.dumps(value)
-    for index in _BOOLS:
-        row[index + 1] = int(values[index])
-    return tuple(row)
+# Rows per INSERT statement on SQLite. An executemany runs the statement once per row; a multi-row
+# VALUES of a few hundred rows or more cost about a quarter less CPU per row (measured on this
+# schema: 1.8-2.1 s against 1.4 s per 100,000 rows).
+_ROWS_PER_STATEMENT = 1000
 
 
-def _insert_pysqlite(connection: Connection, rows: list[tuple[Any, ...]]) -> None:
-    """The insert on the synchronous SQLite driver, values converted as the column types would.
+def _insert_pysqlite(
+    connection: Connection,
+    bot_name: str,
+    rows: Sequence[NewMessage],
+    session_ids: Sequence[str],
+    order: Sequence[int],
+) -> dict[str, int]:
+    """Insert on the synchronous SQLite driver, many rows per statement; message id -> row id.
 
     Core's per-row parameter processing cost more than SQLite's own work for a backfill; this
     is the history read's shortcut in the other direction, in the unit of work's transaction.
     """
-    driver_connection = connection.connection.driver_connection
-    try:
-        driver_connection.executemany(_DRIVER_INSERT, rows)  # type: ignore[union-attr]
-    except sqlite3.Error as exc:
-        # The wrapping Core applies, so the store translates (and retries) it as any other error.
-        raise DBAPIError.instance(_DRIVER_INSERT, rows[:1], exc, sqlite3.Error) from exc
+    driver_connection = cast(sqlite3.Connection, connection.connection.driver_connection)
+    width = len(NEW_MESSAGE_FIELDS) + 1
+    limit = driver_connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    per_statement = max(1, min(_ROWS_PER_STATEMENT, limit // width))
+    placeholders = f"({', '.join('?' * width)})"
+    ids: dict[str, int] = {}
+    for start in range(0, len(order), per_statement):
+        chunk = order[start : start + per_statement]
+        sql = (
+            f"INSERT INTO conversations ({_COLUMNS}) VALUES "
+            f"{', '.join([placeholders] * len(chunk))} RETURNING message_id, id"
+        )
+        parameters = sqlite_values(rows, session_ids, chunk, bot_name)
+        try:
+            ids.update(driver_connection.execute(sql, parameters).fetchall())
+        except sqlite3.Error as exc:
+            # Wrapped as Core wraps it, so the store translates (and retries) it as any other error.
+            raise DBAPIError.instance(sql, parameters[:width], exc, sqlite3.Error) from exc
+    return ids
 
 
-@dataclass(slots=True)
-class _Item:
-    at: datetime
-    order: int
-    row_id: int | None  # an existing message's row, None for a new one
-    session_id: str | None  # an existing message's session
-    new_index: int | None  # index in the batch of a new message
+# PostgreSQL: one statement per batch, each column sent as one array (asyncpg encodes arrays in
+# binary), the rows made by unnest; a Core executemany costs a round of parameter processing per
+# row. The ids come back from RETURNING.
+_PG_ARRAY_TYPES = {
+    "timestamp": "timestamptz",
+    "edited_at": "timestamptz",
+    "metadata": "json",
+    "attachments": "json",
+    "author_is_bot": "boolean",
+}
+_PG_INSERT = text(
+    f"INSERT INTO conversations ({_COLUMNS}) SELECT CAST(:bot_name AS text), * FROM unnest("
+    + ", ".join(
+        f"CAST(:{field} AS {_PG_ARRAY_TYPES.get(field, 'text')}[])" for field in NEW_MESSAGE_FIELDS
+    )
+    + ") RETURNING message_id, id"
+)
+
+
+def _insert_postgresql(
+    connection: Connection,
+    bot_name: str,
+    rows: Sequence[NewMessage],
+    session_ids: Sequence[str],
+    order: Sequence[int],
+) -> dict[str, int]:
+    ordered = [rows[index] for index in order]
+    params: dict[str, Any] = {
+        field: list(map(attrgetter(field), ordered)) for field in NEW_MESSAGE_FIELDS
+    }
+    params["session_id"] = [session_ids[index] for index in order]
+    for field in _JSON_FIELDS:
+        params[field] = list(map(json_text, params[field]))
+    params["bot_name"] = bot_name
+    return {message_id: row_id for message_id, row_id in connection.execute(_PG_INSERT, params)}
 
 
 def store_batch(
@@ -151,16 +179,19 @@ def store_batch(
         # Live writers wait on these rows until the recut commits (SQLite: BEGIN IMMEDIATE).
         query = query.with_for_update()
     affected = connection.execute(query, {**params, "low": low, "high": high}).all()
-    items = [
-        _Item(at, 1_000_000_000 + i, None, None, i) for i, at in enumerate(times)
-    ]  # new ones sort after existing ones of the same instant
+    # Every message of the recut in time order: (time, 0, row id, session) for an existing one,
+    # (time, 1, index in the batch, None) for a new one, so that at the same instant existing
+    # messages come first and new ones keep the batch's order.
+    items: list[tuple[datetime, int, int, str | None]] = [
+        (at, 1, index, None) for index, at in enumerate(times)
+    ]
     if affected:
         existing = connection.execute(
             _MESSAGES_OF, {**params, "sids": [row.session_id for row in affected]}
         ).all()
-        items.extend(_Item(at, row_id, row_id, sid, None) for row_id, at, sid in existing)
-    items.sort(key=lambda item: (item.at, item.order))
-    starts = cut([item.at for item in items], gap=gap, timeout=timeout)
+        items.extend((at, 0, row_id, sid) for row_id, at, sid in existing)
+    items.sort()
+    starts = cut([item[0] for item in items], gap=gap, timeout=timeout)
 
     was_open = any(row.is_active for row in affected)
     if was_open:
@@ -170,10 +201,10 @@ def store_batch(
     kept: set[int] = set()
     session_of_new: list[str] = [""] * len(rows)
     moves: list[dict[str, Any]] = []
+    new_sessions: list[dict[str, Any]] = []
     bounds = [*starts, len(items)]
     for number, (first, end) in enumerate(itertools.pairwise(bounds)):
-        group = items[first:end]
-        start, last = group[0].at, group[-1].at
+        start, last = items[first][0], items[end - 1][0]
         active = was_open and number == len(starts) - 1
         reuse = reusable.pop(start, None)
         if reuse is not None:
@@ -185,60 +216,39 @@ def store_batch(
                     "row_id": reuse.id,
                     "start": start,
                     "last": last,
-                    "count": len(group),
+                    "count": end - first,
                     "active": active,
                 },
             )
         else:
             session_id = unique_session_id(base_session_id(start, timeout), taken)
             taken.add(session_id)
-            connection.execute(
-                _INSERT_SESSION,
+            new_sessions.append(
                 {
                     "bot_name": bot_name,
                     "channel_id": channel_id,
                     "session_id": session_id,
                     "started_at": start,
                     "last_activity": last,
-                    "message_count": len(group),
+                    "message_count": end - first,
                     "is_active": active,
-                },
+                }
             )
-        for item in group:
-            if item.new_index is not None:
-                session_of_new[item.new_index] = session_id
-            elif item.session_id != session_id:
-                moves.append({"row_id": item.row_id, "new_session": session_id})
+        for _, new, key, sid in items[first:end]:
+            if new:
+                session_of_new[key] = session_id
+            elif sid != session_id:
+                moves.append({"row_id": key, "new_session": session_id})
+    if new_sessions:
+        connection.execute(_INSERT_SESSION, new_sessions)
     if moves:
         connection.execute(_MOVE_MESSAGE, moves)
-    values = []
-    for row, session_id in zip(rows, session_of_new, strict=True):
-        placed = list(_values(row))
-        placed[_SESSION] = session_id
-        values.append(tuple(placed))
-    # A plain executemany: RETURNING would make SQLAlchemy insert row by row on SQLite to keep
-    # the ids in parameter order. The ids are read back by message id (unique per bot) instead.
-    if connection.dialect.driver == "pysqlite":
-        _insert_pysqlite(connection, [_driver_row(v, bot_name) for v in values])
-    else:
-        connection.execute(
-            _INSERT_MESSAGES,
-            [
-                {"bot_name": bot_name, **dict(zip(NEW_MESSAGE_FIELDS, v, strict=True))}
-                for v in values
-            ],
-        )
-    ids: dict[str, int] = {}
-    new_ids = [row.message_id for row in rows]
-    for offset in range(0, len(new_ids), 500):
-        result = connection.execute(
-            _NEW_IDS, {"bot": bot_name, "ids": new_ids[offset : offset + 500]}
-        )
-        ids.update((message_id, row_id) for message_id, row_id in result)
+    # Inserted in time order: the indexes on time are then appended to, and a channel's rows lie
+    # in the table in the order they are read.
+    order = [key for _, new, key, _ in items if new]
+    insert = _insert_pysqlite if connection.dialect.driver == "pysqlite" else _insert_postgresql
+    ids = insert(connection, bot_name, rows, session_of_new, order)
     gone = [row.id for row in affected if row.id not in kept]
     if gone:
         connection.execute(_DELETE_SESSIONS, {"row_ids": gone})
-    return [
-        message_from_row((ids[row.message_id], bot_name, *value))
-        for row, value in zip(rows, values, strict=True)
-    ]
+    return stored_messages(rows, session_of_new, [ids[row.message_id] for row in rows], bot_name)

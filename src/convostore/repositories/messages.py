@@ -7,8 +7,20 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Integer, Select, bindparam, select, update
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Integer,
+    Select,
+    Text,
+    bindparam,
+    func,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
@@ -78,14 +90,34 @@ def newest_driver_sql(*, by_user: bool = False, by_session: bool = False) -> str
     return f"{DRIVER_SELECT} WHERE {where} ORDER BY timestamp DESC, id DESC LIMIT ?"
 
 
-_BY_MESSAGE_IDS = select(*MESSAGE_COLUMNS).where(
-    _T.c.bot_name == bindparam("bot_name"),
-    _T.c.message_id.in_(bindparam("ids", expanding=True)),
-)
-_STORED_IDS = select(_T.c.message_id).where(
-    _T.c.bot_name == bindparam("bot_name"),
-    _T.c.message_id.in_(bindparam("ids", expanding=True)),
-)
+def _by_message_ids(dialect: str, *columns: ColumnElement[Any]) -> Select[Any]:
+    """``columns`` of this bot's rows whose message ids are in ``:ids`` (a list), one statement.
+
+    Each id is looked up in the unique index (bot_name, message_id). SQLite takes the ids as one
+    JSON array (no limit on bound variables). On PostgreSQL each id is a lateral lookup of its
+    own: a plain ``IN``/``= ANY`` list left the choice to the planner, which, without statistics
+    on a table that a backfill has just filled, scanned all of the bot's rows for every list.
+    """
+    owned = _T.c.bot_name == bindparam("bot_name")
+    if dialect != "postgresql":
+        ids = select(func.json_each(bindparam("ids", type_=JSON)).table_valued("value").c.value)
+        return select(*columns).where(owned, _T.c.message_id.in_(ids.scalar_subquery()))
+    wanted = (
+        func.unnest(bindparam("ids", type_=ARRAY(Text)))
+        .table_valued("id")
+        .render_derived(name="wanted")
+    )
+    found = select(*columns).where(owned, _T.c.message_id == wanted.c.id).limit(1).lateral("found")
+    return select(*found.c).select_from(wanted).join(found, true())
+
+
+_BY_MESSAGE_IDS = {
+    dialect: _by_message_ids(dialect, *MESSAGE_COLUMNS) for dialect in ("sqlite", "postgresql")
+}
+_STORED_IDS = {
+    dialect: _by_message_ids(dialect, _T.c.message_id) for dialect in ("sqlite", "postgresql")
+}
+
 _NEWEST_CHANNEL_NAME = (
     select(_T.c.channel_name)
     .where(_T.c.bot_name == bindparam("bot_name"), _T.c.channel_id == bindparam("channel_id"))
@@ -110,26 +142,15 @@ class MessageRepository:
 
     def stored_ids(self, message_ids: Sequence[str]) -> set[str]:
         """Which of ``message_ids`` this bot stored (the unique index alone answers)."""
-        found: set[str] = set()
-        for start in range(0, len(message_ids), 500):
-            found.update(
-                self.connection.execute(
-                    _STORED_IDS,
-                    {"bot_name": self.bot_name, "ids": list(message_ids[start : start + 500])},
-                ).scalars()
-            )
-        return found
+        statement = _STORED_IDS[self.connection.dialect.name]
+        params = {"bot_name": self.bot_name, "ids": list(message_ids)}
+        return set(self.connection.execute(statement, params).scalars())
 
     def by_message_ids(self, message_ids: Sequence[str]) -> list[StoredMessage]:
         """This bot's stored messages among ``message_ids`` (in no particular order)."""
-        records: list[StoredMessage] = []
-        for start in range(0, len(message_ids), 500):
-            result = self.connection.execute(
-                _BY_MESSAGE_IDS,
-                {"bot_name": self.bot_name, "ids": list(message_ids[start : start + 500])},
-            )
-            records.extend(message_from_row(row) for row in result)
-        return records
+        statement = _BY_MESSAGE_IDS[self.connection.dialect.name]
+        params = {"bot_name": self.bot_name, "ids": list(message_ids)}
+        return [message_from_row(row) for row in self.connection.execute(statement, params)]
 
     def channel_name(self, channel_id: str) -> str | None:
         """The name the channel's newest row carries; ``None`` for a channel with no rows."""

@@ -17,9 +17,9 @@ same ``StoredMessage``, equal to ones built by ``__init__`` (a test checks it).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any, cast
 
@@ -170,6 +170,96 @@ class NewMessage:
 
 NEW_MESSAGE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(NewMessage))
 _new_message_values = cast(Callable[[NewMessage], tuple[Any, ...]], attrgetter(*NEW_MESSAGE_FIELDS))
+
+# --- a batch of new messages (a backfill) -------------------------------------------------------
+# Straight-line code generated from the field list, as for the readers above: per message, the
+# frozen dataclass's ``__init__`` and a tuple per row cost more than SQLite's own work for it.
+
+_STORED_FROM_NEW = {f: "{v}" for f in NEW_MESSAGE_FIELDS} | _FROM_CORE
+# A column's value as SQLite stores it (UTCDateTime: naive UTC text with microseconds; JSON: its
+# text, None as JSON's null, as Core's JSON type stores it; booleans: 0/1).
+_SQLITE_TIME = (
+    "({v} if {v}.tzinfo is _UTC else {v}.astimezone(_UTC)).isoformat(' ', 'microseconds')[:-6]"
+)
+_TO_SQLITE: dict[str, str] = {
+    "timestamp": _SQLITE_TIME,
+    "edited_at": f"None if {{v}} is None else {_SQLITE_TIME}",
+    "metadata": "_json_text({v})",
+    "attachments": "_json_text({v})",
+    "author_is_bot": "1 if {v} else 0",
+}
+
+
+def json_text(value: Any) -> str:
+    """The text Core's JSON type stores for ``value`` (``None`` as JSON's null)."""
+    return "null" if value is None else "[]" if value == [] else json.dumps(value)
+
+
+def _generate_batch_builders() -> dict[str, Any]:
+    new_fields = NEW_MESSAGE_FIELDS
+    read = [f"        v_{f} = m.{f}" for f in new_fields if f != "session_id"]
+    stored = [
+        "def stored_messages(news, session_ids, row_ids, v_bot_name):",
+        "    records = []",
+        "    for m, v_session_id, v_id in zip(news, session_ids, row_ids, strict=True):",
+        *read,
+        "        record = _new(_StoredMessage)",
+        *(
+            f"        _set_{f}(record, {_STORED_FROM_NEW.get(f, '{v}').format(v=f'v_{f}')})"
+            for f in MESSAGE_FIELDS
+        ),
+        "        records.append(record)",
+        "    return records",
+    ]
+    sqlite_row = ", ".join(
+        ["v_bot_name", *(_TO_SQLITE.get(f, "{v}").format(v=f"v_{f}") for f in new_fields)]
+    )
+    to_sqlite = [
+        "def sqlite_values(news, session_ids, order, v_bot_name):",
+        "    values = []",
+        "    for index in order:",
+        "        m = news[index]",
+        "        v_session_id = session_ids[index]",
+        *read,
+        f"        values.extend(({sqlite_row}))",
+        "    return values",
+    ]
+    new = [
+        f"def new_message({', '.join(f'v_{f}' for f in new_fields)}):",
+        "    message = _new(_NewMessage)",
+        *(f"    _setnew_{f}(message, v_{f})" for f in new_fields),
+        "    return message",
+    ]
+    namespace: dict[str, Any] = {
+        "_new": object.__new__,
+        "_StoredMessage": StoredMessage,
+        "_NewMessage": NewMessage,
+        "_UTC": UTC,
+        "_json_text": json_text,
+        **{f"_set_{f}": vars(StoredMessage)[f].__set__ for f in MESSAGE_FIELDS},
+        **{f"_setnew_{f}": vars(NewMessage)[f].__set__ for f in new_fields},
+    }
+    source = "\n".join([*stored, "", *to_sqlite, "", *new]) + "\n"
+    exec(compile(source, "<convostore.repositories.rows.batch>", "exec"), namespace)
+    return namespace
+
+
+_batch = _generate_batch_builders()
+new_message: Callable[..., NewMessage] = _batch["new_message"]
+"""``new_message(*values)``: a :class:`NewMessage` from its field values in field order, equal to
+``NewMessage(*values)``."""
+stored_messages: Callable[
+    [Sequence[NewMessage], Sequence[str], Sequence[int], str], list[StoredMessage]
+] = _batch["stored_messages"]
+"""``stored_messages(news, session_ids, row_ids, bot_name)``: the records of new messages once
+stored with those session ids and row ids (equal to ``NewMessage.stored``'s)."""
+sqlite_values: Callable[[Sequence[NewMessage], Sequence[str], Iterable[int], str], list[Any]] = (
+    _batch["sqlite_values"]
+)
+"""``sqlite_values(news, session_ids, order, bot_name)``: the bound values of a multi-row insert
+on SQLite of ``news[i]`` for ``i`` in ``order``, ``bot_name`` and :data:`NEW_MESSAGE_FIELDS` per
+row, converted as the column types would store them."""
+
 
 # --- sessions ---------------------------------------------------------------------------------
 
