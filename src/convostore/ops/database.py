@@ -5,35 +5,58 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TypeVar, cast
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import Table, select
 from sqlalchemy.engine import Connection
 
 from convostore.config import BotConfig
 from convostore.db import translate_errors
 from convostore.engine import make_engine, read_only
 from convostore.errors import OperationError
-from convostore.models import ConversationModel
+from convostore.models import ChatSessionModel, ConversationModel
 from convostore.schema import check_schema
 
 _C = cast(Table, ConversationModel.__table__)
+_S = cast(Table, ChatSessionModel.__table__)
 _T = TypeVar("_T")
+
+
+_NAMES_PER_STATEMENT = 500
 
 
 def newest_channel_names(
     connection: Connection, bot: str, channel_ids: Sequence[str]
 ) -> dict[str, tuple[str, str]]:
-    """``{channel_id: (name, type)}`` from each channel's newest message (one index probe each)."""
-    query = (
-        select(_C.c.channel_name, _C.c.channel_type)
-        .where(_C.c.bot_name == bot, _C.c.channel_id == bindparam("channel"))
-        .order_by(_C.c.timestamp.desc(), _C.c.id.desc())
-        .limit(1)
-    )
+    """``{channel_id: (name, type)}`` from each channel's newest message.
+
+    One statement per 500 channels (an index probe per channel inside it): on an async driver
+    every statement is a round trip to the driver's thread or the server, and a page names 100.
+    """
     names: dict[str, tuple[str, str]] = {}
-    for channel_id in channel_ids:
-        row = connection.execute(query, {"channel": channel_id}).first()
-        if row is not None:
-            names[channel_id] = (row[0], row[1])
+    unique = list(dict.fromkeys(channel_ids))
+    for start in range(0, len(unique), _NAMES_PER_STATEMENT):
+        wanted = (
+            select(_S.c.channel_id)
+            .where(
+                _S.c.bot_name == bot,
+                _S.c.channel_id.in_(unique[start : start + _NAMES_PER_STATEMENT]),
+            )
+            .distinct()
+            .subquery()
+        )
+        newest = (
+            select(_C.c.id)
+            .where(_C.c.bot_name == bot, _C.c.channel_id == wanted.c.channel_id)
+            .order_by(_C.c.timestamp.desc(), _C.c.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        rows = connection.execute(
+            select(_C.c.channel_id, _C.c.channel_name, _C.c.channel_type).where(
+                _C.c.id.in_(select(newest).select_from(wanted))
+            )
+        )
+        for channel_id, name, kind in rows:
+            names[channel_id] = (name, kind)
     return names
 
 
