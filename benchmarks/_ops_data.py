@@ -60,14 +60,22 @@ def _messages(c: int) -> Iterator[tuple[object, ...]]:
             )
 
 
-def sqlite_file() -> Path:
-    """The cached file (built on first use, about a minute)."""
-    path = common.SCHEMA_CACHE / "ops_1m.db"
+def messages(channels: int = CHANNELS) -> int:
+    return channels * SESSIONS_PER_CHANNEL * PER_SESSION
+
+
+def sqlite_file(channels: int = CHANNELS) -> Path:
+    """The cached file (built on first use, about a minute for the default 500 channels).
+
+    ``channels`` scales it down or up: 2,000 messages per channel (50 channels: 100,000).
+    """
+    name = "ops_1m.db" if channels == CHANNELS else f"ops_{messages(channels)}.db"
+    path = common.SCHEMA_CACHE / name
     if path.exists():
         # A file built by an older checkout: bring it to this code's schema (in place, once).
         common.migrate(f"sqlite+aiosqlite:///{path}")
         return path
-    building = path.with_name("ops_1m.building.db")
+    building = path.with_name(f"{path.stem}.building.db")
     common.sqlite_database(building)
     started = time.perf_counter()
     conn = sqlite3.connect(building, isolation_level=None)
@@ -76,7 +84,7 @@ def sqlite_file() -> Path:
         conn.execute("PRAGMA foreign_keys = OFF")
         conn.execute("BEGIN")
         sessions = []
-        for c in range(CHANNELS):
+        for c in range(channels):
             for s in range(SESSIONS_PER_CHANNEL):
                 start = BASE + timedelta(days=s, seconds=c)
                 last = start + timedelta(seconds=20 * (PER_SESSION - 1))
@@ -103,11 +111,11 @@ def sqlite_file() -> Path:
             " username, session_id, message_id, role, content, timestamp)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
-        for c in range(CHANNELS):
+        for c in range(channels):
             if c % 50 == 0:
                 conn.execute("BEGIN")
             conn.executemany(sql, _messages(c))
-            if c % 50 == 49:
+            if c % 50 == 49 or c == channels - 1:
                 conn.execute("COMMIT")
         conn.execute("ANALYZE")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -115,6 +123,6 @@ def sqlite_file() -> Path:
         conn.close()
     os.replace(building, path)
     common.remove_sqlite(building)
-    rows = CHANNELS * SESSIONS_PER_CHANNEL * PER_SESSION
+    rows = messages(channels)
     print(f"  built {path.name}: {rows:,} messages in {time.perf_counter() - started:.0f} s")
     return path

@@ -8,7 +8,9 @@ rerun after a success duplicates nothing only because of the unique keys' errors
 counts, no schema creation in the timing. The copy's time includes creating the schema. Then a
 rerun of the copy over the complete target (everything is upserted again) is timed.
 
-Run: ``.venv/bin/python benchmarks/bench_copy.py`` (~3 min the first time: the file is built).
+Run: ``.venv/bin/python benchmarks/bench_copy.py`` (~3 min the first time: the file is built);
+``--channels 50`` copies 100,000 messages (for a before/after of a change, with the earlier
+commit's ``src`` on ``PYTHONPATH``, see benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from pathlib import Path
 
 import _common as common
 import _ops_data as data
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
+import convostore
 from convostore.models import ChatSessionModel, ConversationModel
 from convostore.ops.copy import copy_bots
 
@@ -63,9 +67,15 @@ def _count(url: str) -> int:
 def main() -> None:
     p = common.parser(__doc__ or "")
     p.add_argument("--no-rerun", action="store_true", help="skip timing the second copy")
+    p.add_argument(
+        "--channels",
+        type=int,
+        default=data.CHANNELS,
+        help=f"channels of 2,000 messages (default {data.CHANNELS}: 1,000,000 messages)",
+    )
     args = p.parse_args()
-    source = data.sqlite_file()
-    rows = data.CHANNELS * data.SESSIONS_PER_CHANNEL * data.PER_SESSION
+    source = data.sqlite_file(args.channels)
+    rows = data.messages(args.channels)
     made: list[str] = []
     try:
         name, target = _new_pg("copy")
@@ -113,12 +123,19 @@ def main() -> None:
     ]
     print(
         f"\nSQLite -> PostgreSQL, {rows:,} messages, "
-        f"{data.CHANNELS * data.SESSIONS_PER_CHANNEL:,} sessions"
+        f"{args.channels * data.SESSIONS_PER_CHANNEL:,} sessions"
     )
     print(common.table(["what", "seconds", "messages/s", "ratio to script"], table))
     common.write_results(
         "copy",
-        {"messages": rows, "copy_s": copy_s, "rerun_s": rerun_s, "baseline_s": baseline_s},
+        {
+            "messages": rows,
+            "copy_s": copy_s,
+            "rerun_s": rerun_s,
+            "baseline_s": baseline_s,
+            # Which convostore was timed (a before/after puts an earlier checkout on PYTHONPATH).
+            "library": str(Path(convostore.__file__).parent),
+        },
     )
 
 
