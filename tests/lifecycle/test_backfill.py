@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -223,3 +224,66 @@ async def test_backfill_beside_a_live_writer(make_config: ConfigFactory) -> None
         written, _ = await asyncio.gather(write_live(), backfill())
         assert await check_sessions(live) == 300 + written
         assert (await live.current_session(CHANNEL)) is not None
+
+
+def test_stored_id_lookup_is_one_pass_even_with_stale_statistics(db_url: str) -> None:
+    """Statistics taken while this bot had no rows: the lookup still reads the table once at most.
+
+    500-id ``IN`` lists were answered on PostgreSQL by reading all of the bot's rows once per list
+    (the planner thought the bot rare): a backfill into a freshly filled table slowed
+    quadratically. One array for the whole batch reads them once at most; never once per id.
+    """
+    from sqlalchemy import create_engine, insert
+    from sqlalchemy.engine import make_url
+
+    from convostore.repositories.messages import _STORED_IDS  # the statement under test
+    from convostore.repositories.rows import MESSAGES, SESSIONS
+
+    url = make_url(db_url)
+    postgresql = url.get_backend_name() == "postgresql"
+    driver = "postgresql+psycopg" if postgresql else "sqlite"
+    engine = create_engine(url.set(drivername=driver))
+
+    def rows(bot: str, count: int) -> list[dict[str, Any]]:
+        return [
+            {
+                "bot_name": bot, "channel_id": "1", "channel_name": "c", "channel_type": "channel",
+                "user_id": "2", "username": "u", "session_id": "s", "message_id": str(i),
+                "role": "user", "content": "x", "timestamp": T0, "metadata": None,
+            }
+            for i in range(count)
+        ]  # fmt: skip
+
+    try:
+        with engine.begin() as connection:
+            for bot in ("echo", "sage"):
+                connection.execute(
+                    insert(SESSIONS),
+                    {"bot_name": bot, "channel_id": "1", "session_id": "s", "started_at": T0,
+                     "last_activity": T0, "message_count": 0, "is_active": False},
+                )  # fmt: skip
+            connection.execute(insert(MESSAGES), rows("echo", 3000))
+            connection.execute(text("ANALYZE"))
+            connection.execute(insert(MESSAGES), rows("sage", 3000))
+            ids = [str(i) for i in range(0, 3000, 6)]
+            dialect = "postgresql" if postgresql else "sqlite"
+            compiled = _STORED_IDS[dialect].compile(dialect=connection.dialect)
+            if postgresql:
+                params = compiled.construct_params({"bot_name": "sage", "ids": ids})
+                plan = connection.exec_driver_sql(f"EXPLAIN {compiled}", params).scalars().all()
+            else:
+                sql = f"EXPLAIN QUERY PLAN {compiled}"
+                plan = [
+                    row[-1] for row in connection.exec_driver_sql(sql, ("sage", json.dumps(ids)))
+                ]
+            found = connection.execute(_STORED_IDS[dialect], {"bot_name": "sage", "ids": ids})
+            assert sorted(found.scalars()) == sorted(ids)
+    finally:
+        engine.dispose()
+    text_plan = "\n".join(plan)
+    if postgresql:
+        assert "Nested Loop" not in text_plan and "Function Scan" not in text_plan, text_plan
+        assert text_plan.count("on conversations") == 1, text_plan
+    else:
+        assert "SEARCH conversations USING COVERING INDEX" in text_plan, text_plan
+        assert "(bot_name=? AND message_id=?)" in text_plan, text_plan
