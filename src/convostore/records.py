@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 ROLES = frozenset({"user", "assistant", "system"})
 """The roles a message may have (the ``conversations.role`` CHECK constraint)."""
@@ -43,6 +43,18 @@ class StoredMessage:
 
 # The attribute names of a message record, which are also its column names, in column order.
 MESSAGE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(StoredMessage))
+
+
+class HistoryItem(NamedTuple):
+    """A message as a framework's memory needs it (:meth:`convostore.BotStore.history_items`).
+
+    The same values as the :class:`StoredMessage` of that row, read without the other columns.
+    """
+
+    message_id: str
+    role: str
+    content: str
+    metadata: dict[str, Any] | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,14 @@ from convostore.errors import (
     StorageError,
 )
 from convostore.indexing import SearchIndexer
-from convostore.records import ROLES, ChatSession, MessageRevision, SearchHit, StoredMessage
+from convostore.records import (
+    ROLES,
+    ChatSession,
+    HistoryItem,
+    MessageRevision,
+    SearchHit,
+    StoredMessage,
+)
 from convostore.repositories import MessageRepository, SessionRepository
 from convostore.repositories.backfill import store_batch
 from convostore.repositories.lifecycle import LifecycleRepository
@@ -788,9 +795,7 @@ class BotStore:
         :func:`convostore.chat.estimate_tokens`, a dependency-free estimate). Still one query
         of at most ``limit`` rows.
         """
-        count = self.config.storage.max_history if limit is None else limit
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise InvalidInput(f"limit must be a non-negative int, got {limit!r}")
+        count = self._history_limit(limit)
         if max_tokens is not None and (
             isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0
         ):
@@ -805,6 +810,39 @@ class BotStore:
             return _within_budget(newest_first, max_tokens, count_tokens or estimate_tokens)
         newest_first.reverse()
         return newest_first
+
+    async def history_items(
+        self, channel: ChannelInfo, limit: int | None = None, *, user_id: int | str | None = None
+    ) -> list[HistoryItem]:
+        """The messages :meth:`history` returns, oldest first, as :class:`HistoryItem` tuples.
+
+        ``(message_id, role, content, metadata)`` of each: what a framework memory hands to its
+        model, read without the other columns (the OpenAI Agents SDK and LangChain adapters use
+        it). Same rows, same order, same legacy read fallback as :meth:`history`.
+        """
+        count = self._history_limit(limit)
+        user = None if user_id is None else decimal_id(user_id, "user_id")
+        if count == 0:
+            return []
+
+        def work(connection: Connection) -> list[HistoryItem]:
+            return MessageRepository(connection, self.bot_name).newest_items(
+                channel.id, count, user_id=user
+            )
+
+        items = await self._read(work)
+        if not items and self.config.legacy.read_fallback:
+            # Not imported yet: the legacy files, as history() serves them.
+            legacy = await self._newest(channel, count, user, None)
+            return [HistoryItem(m.message_id, m.role, m.content, m.metadata) for m in legacy[::-1]]
+        items.reverse()
+        return items
+
+    def _history_limit(self, limit: int | None) -> int:
+        count = self.config.storage.max_history if limit is None else limit
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise InvalidInput(f"limit must be a non-negative int, got {limit!r}")
+        return count
 
     async def _newest(
         self, channel: ChannelInfo, count: int, user: str | None, session_id: str | None

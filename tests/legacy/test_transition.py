@@ -171,3 +171,13 @@ def test_import_convostore_does_not_load_the_legacy_code() -> None:
         "assert not loaded, loaded"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+async def test_history_items_fall_back_to_the_files_as_history_does(config: BotConfig) -> None:
+    async with BotStore.open(config) as store:
+        served = await store.history(GENERAL)
+        items = await store.history_items(GENERAL)
+        assert [(i.message_id, i.role, i.content, i.metadata) for i in items] == [
+            (m.message_id, m.role, m.content, m.metadata) for m in served
+        ]
+        assert [i.content for i in items] == [BIG, "first", "second", "claims spark", EXOTIC]

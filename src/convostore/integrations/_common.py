@@ -9,7 +9,7 @@ from convostore.channels import ChannelInfo
 from convostore.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from convostore.records import StoredMessage
+    from convostore.records import HistoryItem, StoredMessage
     from convostore.store import BotStore
 
 # "Everything" for a framework that asks for the whole history (SQL needs a number).
@@ -36,6 +36,13 @@ class Conversation:
         if count <= 0:
             return []
         return await self.store.history(self.channel, limit=count, user_id=self.user_id)
+
+    async def items(self, limit: int | None = None) -> list[HistoryItem]:
+        """The newest ``limit`` rows (all with ``None``) as :class:`HistoryItem`, oldest first."""
+        count = ALL if limit is None else limit
+        if count <= 0:
+            return []
+        return await self.store.history_items(self.channel, limit=count, user_id=self.user_id)
 
     def _now(self) -> datetime:
         # Strictly increasing within this adapter, so items keep their order even when the clock

@@ -28,7 +28,7 @@ from convostore.integrations._common import Conversation
 if TYPE_CHECKING:
     from agents.items import TResponseInputItem
 
-    from convostore.records import StoredMessage
+    from convostore.records import HistoryItem, StoredMessage
     from convostore.store import BotStore
 
 __all__ = ["ITEM_KEY", "ConvostoreSession"]
@@ -81,7 +81,7 @@ def _row(item: Any, bot_name: str) -> tuple[str, str, str, dict[str, Any] | None
     return role, username, _text(item), {ITEM_KEY: item}
 
 
-def _item(record: StoredMessage) -> TResponseInputItem:
+def _item(record: StoredMessage | HistoryItem) -> TResponseInputItem:
     stored = (record.metadata or {}).get(ITEM_KEY)
     if isinstance(stored, dict):
         return stored  # type: ignore[return-value]
@@ -115,7 +115,7 @@ class ConvostoreSession:
         """
         if limit is None and self.session_settings is not None:
             limit = self.session_settings.limit
-        return [_item(record) for record in await self._conversation.rows(limit)]
+        return [_item(record) for record in await self._conversation.items(limit)]
 
     async def add_items(self, items: list[TResponseInputItem]) -> None:
         bot = self._conversation.store.bot_name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from functools import cache
@@ -24,7 +25,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from convostore.records import StoredMessage
+from convostore.records import HistoryItem, StoredMessage
 from convostore.repositories import driver, rows
 from convostore.repositories.rows import (
     DRIVER_SELECT,
@@ -55,14 +56,19 @@ _BY_MESSAGE_ID = select(*MESSAGE_COLUMNS).where(
 
 @cache
 def newest_statement(
-    dialect: str, *, by_user: bool = False, by_session: bool = False
+    dialect: str,
+    *,
+    by_user: bool = False,
+    by_session: bool = False,
+    columns: Sequence[ColumnElement[Any]] | None = None,
 ) -> Select[Any]:
     """The history read through Core: the newest ``:limit`` rows of ``:bot_name``/``:channel_id``.
 
-    Optional filters ``:user_id`` and ``:session_id``; rows of ``message_columns(dialect)``.
-    idx_conversations_bot_channel_time serves it: one backwards range scan, stopped at the limit.
+    Optional filters ``:user_id`` and ``:session_id``; rows of ``message_columns(dialect)`` (or
+    of ``columns``). idx_conversations_bot_channel_time serves it (on SQLite the covering
+    idx_conversations_history): one backwards range scan, stopped at the limit.
     """
-    query = select(*message_columns(dialect)).where(
+    query = select(*(message_columns(dialect) if columns is None else columns)).where(
         _T.c.bot_name == bindparam("bot_name"), _T.c.channel_id == bindparam("channel_id")
     )
     if by_user:
@@ -75,19 +81,26 @@ def newest_statement(
 
 
 @cache
-def newest_driver_sql(*, by_user: bool = False, by_session: bool = False) -> str:
+def newest_driver_sql(
+    *, by_user: bool = False, by_session: bool = False, select_sql: str = DRIVER_SELECT
+) -> str:
     """The history read on the synchronous SQLite driver, as SQL for the DBAPI.
 
     The query of :func:`newest_statement` (same index, same order) selecting
-    :data:`~convostore.repositories.rows.DRIVER_SELECT`; parameters ``(bot_name, channel_id,
-    [user_id,] [session_id,] limit)``.
+    :data:`~convostore.repositories.rows.DRIVER_SELECT` (or ``select_sql``); parameters
+    ``(bot_name, channel_id, [user_id,] [session_id,] limit)``.
     """
     where = "bot_name = ? AND channel_id = ?"
     if by_user:
         where += " AND user_id = ?"
     if by_session:
         where += " AND session_id = ?"
-    return f"{DRIVER_SELECT} WHERE {where} ORDER BY timestamp DESC, id DESC LIMIT ?"
+    return f"{select_sql} WHERE {where} ORDER BY timestamp DESC, id DESC LIMIT ?"
+
+
+# What BotStore.history_items reads: the fields of HistoryItem, in its order.
+_ITEM_COLUMNS = (_T.c.message_id, _T.c.role, _T.c.content, _T.c.metadata)
+_ITEM_SELECT = "SELECT message_id, role, content, metadata FROM conversations"
 
 
 def _by_message_ids(dialect: str, *columns: ColumnElement[Any]) -> Select[Any]:
@@ -211,6 +224,52 @@ class MessageRepository:
         # string on the DBAPI connection and builds the records straight from its tuples: Core's
         # execute and result processing cost about as much as SQLite's own work for 100 rows.
         sql = newest_driver_sql(by_user=user_id is not None, by_session=session_id is not None)
+        found = self._driver_rows(sql, channel_id, limit, user_id, session_id)
+        return rows.messages_from_driver_rows(found, self.bot_name, channel_id)
+
+    def newest_items(
+        self, channel_id: str, limit: int, *, user_id: str | None = None
+    ) -> list[HistoryItem]:
+        """The newest ``limit`` messages of the channel as :class:`HistoryItem`, newest first.
+
+        The rows of :meth:`newest` (same query, same order), four columns of each.
+        """
+        if self.connection.dialect.driver == "pysqlite":
+            sql = newest_driver_sql(by_user=user_id is not None, select_sql=_ITEM_SELECT)
+            return [
+                HistoryItem(
+                    message_id,
+                    role,
+                    content,
+                    None if metadata is None or metadata == "null" else json.loads(metadata),
+                )
+                for message_id, role, content, metadata in self._driver_rows(
+                    sql, channel_id, limit, user_id, None
+                )
+            ]
+        statement = newest_statement(
+            self.connection.dialect.name, by_user=user_id is not None, columns=_ITEM_COLUMNS
+        )
+        params = {
+            "bot_name": self.bot_name,
+            "channel_id": channel_id,
+            "user_id": user_id,
+            "limit": limit,
+        }
+        return [
+            HistoryItem(message_id, role, content, None if metadata is None else dict(metadata))
+            for message_id, role, content, metadata in self.connection.execute(statement, params)
+        ]
+
+    def _driver_rows(
+        self,
+        sql: str,
+        channel_id: str,
+        limit: int,
+        user_id: str | None,
+        session_id: str | None,
+    ) -> list[Any]:
+        """Rows of a :func:`newest_driver_sql` query, run on the DBAPI connection."""
         params: tuple[Any, ...] = (
             self.bot_name,
             channel_id,
@@ -220,8 +279,7 @@ class MessageRepository:
         )
         driver_connection = self.connection.connection.driver_connection
         try:
-            found = driver_connection.execute(sql, params).fetchall()  # type: ignore[union-attr]
+            return driver_connection.execute(sql, params).fetchall()  # type: ignore[union-attr,no-any-return]
         except sqlite3.Error as exc:
             # The same wrapping Core applies, so the store translates it as any other error.
             raise DBAPIError.instance(sql, params, exc, sqlite3.Error) from exc
-        return rows.messages_from_driver_rows(found, self.bot_name, channel_id)
