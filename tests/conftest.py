@@ -19,6 +19,7 @@ import psycopg
 import pytest
 from alembic import command
 from alembic.config import Config
+from alembic.script import Script, ScriptDirectory
 from sqlalchemy.engine import make_url
 
 from convostore import BotConfig, BotStore
@@ -46,6 +47,15 @@ def alembic_config(url: str | None = None, config_dir: Path | None = None) -> Co
 
 def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
+
+
+def revision_named(fragment: str) -> Script:
+    """The Alembic revision whose file name contains ``fragment`` (e.g. "full_text_search")."""
+    return next(
+        rev
+        for rev in ScriptDirectory.from_config(alembic_config()).walk_revisions()
+        if fragment in rev.path
+    )
 
 
 def _pg_admin() -> psycopg.Connection[Any]:

@@ -15,7 +15,7 @@ from typing import cast
 
 import pytest
 from sqlalchemy import Table, create_engine, insert, text
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Connection, Engine
 
 from convostore.models import ChatSessionModel, ConversationModel
 from convostore.ops.plans import (
@@ -26,6 +26,7 @@ from convostore.ops.plans import (
     QueryPlan,
     explain_hot_queries,
 )
+from tests.helpers.rows import sync_url
 
 SESSIONS = cast(Table, ChatSessionModel.__table__)
 CONVERSATIONS = cast(Table, ConversationModel.__table__)
@@ -33,12 +34,6 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 BOTS = ("sage", "echo")
 CHANNELS = 20
 PER_CHANNEL = 60
-
-
-def sync_url(db_url: str) -> str:
-    url = make_url(db_url)
-    driver = "sqlite" if url.get_backend_name() == "sqlite" else "postgresql+psycopg"
-    return url.set(drivername=driver).render_as_string(hide_password=False)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from alembic import command
-from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -17,24 +16,14 @@ from convostore import BotStore, ChannelInfo, load_config
 from convostore.cli import main
 from convostore.ops.retention import cleanup
 from convostore.repositories.search import index_pending
-from tests.conftest import ConfigFactory, alembic_config, upgrade
+from tests.conftest import ConfigFactory, alembic_config, revision_named, upgrade
+from tests.helpers.rows import sync_url
 from tests.legacy.test_import import write_configs
 from tests.legacy.tree import messy_tree
 
 T0 = datetime(2024, 1, 8, 14, 30, tzinfo=UTC)
 GENERAL = ChannelInfo.channel(channel_id=123, name="general")
-SEARCH_REVISION = next(
-    rev
-    for rev in ScriptDirectory.from_config(alembic_config()).walk_revisions()
-    if "full_text_search" in rev.path
-)
-
-
-def sync_url(url: str) -> str:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        return parsed.set(drivername="sqlite").render_as_string(False)
-    return parsed.set(drivername="postgresql+psycopg").render_as_string(False)
+SEARCH_REVISION = revision_named("full_text_search")
 
 
 def execute(url: str, sql: str, **params: Any) -> list[tuple[Any, ...]]:

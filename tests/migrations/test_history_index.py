@@ -9,31 +9,20 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.engine import make_url
 
 from convostore import BotStore, ChannelInfo
 from convostore.models import HISTORY_INDEX_COLUMNS
 from convostore.repositories.messages import newest_driver_sql
-from tests.conftest import ConfigFactory, alembic_config, upgrade
+from tests.conftest import ConfigFactory, alembic_config, revision_named, upgrade
+from tests.helpers.rows import sync_url
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 GENERAL = ChannelInfo.channel(channel_id=123, name="general")
 RANDOM = ChannelInfo.channel(channel_id=456, name="random")
 INDEX = "idx_conversations_history"
-REVISION = next(
-    rev
-    for rev in ScriptDirectory.from_config(alembic_config()).walk_revisions()
-    if "history_covering_index" in rev.path
-)
-
-
-def sync_url(url: str) -> str:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        return parsed.set(drivername="sqlite").render_as_string(False)
-    return parsed.set(drivername="postgresql+psycopg").render_as_string(False)
+REVISION = revision_named("history_covering_index")
 
 
 def index_columns(url: str) -> list[str] | None:
