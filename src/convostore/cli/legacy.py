@@ -86,7 +86,7 @@ def cmd_migrate_legacy(args: argparse.Namespace) -> int:
     _print_report(console, report)
     if args.report is not None:
         try:
-            args.report.write_text(report.to_json(), encoding="utf-8")
+            report.write(args.report)
         except OSError as exc:
             raise OperationError(f"--report {args.report}: cannot write: {exc.strerror}") from None
         console.print(f"report written to {args.report}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -73,6 +74,17 @@ class ImportReport:
     def to_json(self) -> str:
         """The report as the JSON file ``--report`` (and ``-x legacy_report``) writes."""
         return json.dumps(self.as_dict(), indent=2, ensure_ascii=False) + "\n"
+
+    def write(self, path: str | os.PathLike[str]) -> None:
+        """Write :meth:`to_json`'s text to ``path``, encoded piece by piece.
+
+        ``json.dumps`` with ``indent`` holds every piece of the text in a list before joining
+        them: for a tree of 100,000 files that was 150 MB at the end of an import whose memory
+        stayed flat until then. ``json.dump`` writes the pieces as they come.
+        """
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(self.as_dict(), fh, indent=2, ensure_ascii=False)
+            fh.write("\n")
 
     def as_dict(self) -> dict[str, Any]:
         return {

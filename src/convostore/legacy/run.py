@@ -227,5 +227,5 @@ def run_data_migration(
         totals.get("files_unreadable", 0),
     )
     if x_args.get("legacy_report"):
-        Path(x_args["legacy_report"]).write_text(report.to_json(), encoding="utf-8")
+        report.write(x_args["legacy_report"])
     return report
