@@ -502,21 +502,29 @@ def stdlib_importer(tree: Path, db: Path, gap: int, timeout: int) -> dict[str, i
     }
 
 
-def run_stdlib_importer(tree: Path, workdir: Path, env: dict[str, str]) -> tuple[Run, Any]:
-    """The stdlib importer as a process on a fresh database migrated by the same Alembic head."""
-    config_dir = workdir / "config-stdlib"
-    db = workdir / "stdlib.db"
+def run_helper(
+    kind: str, label: str, tree: Path, workdir: Path, env: dict[str, str]
+) -> tuple[Run, Any]:
+    """This script's ``--<kind>-only`` importer as a process, on a fresh database migrated by the
+    same Alembic head (removed afterwards); its run and the counts it printed."""
+    config_dir = workdir / f"config-{kind}"
+    db = workdir / f"{kind}.db"
     common.remove_sqlite(db)
     write_configs(config_dir, {"type": "sqlite", "path": str(db)}, tree)
     upgrade(f"sqlite+aiosqlite:///{db}", config_dir, workdir)
     script = Path(__file__).resolve()
     run = measure(
-        [sys.executable, str(script), "--stdlib-only", str(tree), str(db)], cwd=workdir, env=env
+        [sys.executable, str(script), f"--{kind}-only", str(tree), str(db)], cwd=workdir, env=env
     )
-    check(run, "stdlib importer")
+    check(run, label)
     counts = json.loads(run.stdout.strip().splitlines()[-1])
     common.remove_sqlite(db)
     return run, counts
+
+
+def run_stdlib_importer(tree: Path, workdir: Path, env: dict[str, str]) -> tuple[Run, Any]:
+    """The stdlib importer as a process on a fresh database migrated by the same Alembic head."""
+    return run_helper("stdlib", "stdlib importer", tree, workdir, env)
 
 
 # --- one scale -----------------------------------------------------------------------------------
@@ -524,20 +532,9 @@ def run_stdlib_importer(tree: Path, workdir: Path, env: dict[str, str]) -> tuple
 
 def run_baseline(tree: Path, workdir: Path, env: dict[str, str], messages: int) -> tuple[Run, Any]:
     """The baseline on a fresh database migrated by the same Alembic head; its run and counts."""
-    config_dir = workdir / "config-baseline"
-    db = workdir / "baseline.db"
-    common.remove_sqlite(db)
-    write_configs(config_dir, {"type": "sqlite", "path": str(db)}, tree)
-    upgrade(f"sqlite+aiosqlite:///{db}", config_dir, workdir)
-    script = Path(__file__).resolve()
-    run = measure(
-        [sys.executable, str(script), "--baseline-only", str(tree), str(db)], cwd=workdir, env=env
-    )
-    check(run, "baseline")
-    counts = json.loads(run.stdout.strip().splitlines()[-1])
+    run, counts = run_helper("baseline", "baseline", tree, workdir, env)
     if counts["rows"] != messages:
         raise SystemExit(f"baseline inserted {counts['rows']:,} rows, not {messages:,}")
-    common.remove_sqlite(db)
     return run, counts
 
 

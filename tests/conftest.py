@@ -135,6 +135,15 @@ ConfigFactory = Callable[..., BotConfig]
 
 
 @pytest.fixture
+def empty_db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A database with nothing in it: a SQLite file not created yet, or a new PostgreSQL one."""
+    if backend == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+    url: str = request.getfixturevalue("pg_databases").create()
+    return url
+
+
+@pytest.fixture
 def make_config(db_url: str, tmp_path: Path) -> ConfigFactory:
     """Build a BotConfig for ``name`` on the test database, with storage overrides."""
 

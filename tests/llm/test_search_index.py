@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from alembic import command
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -90,12 +89,9 @@ async def found(store: BotStore, query: str) -> list[str]:
 
 
 async def test_upgrade_indexes_existing_rows_and_downgrade_removes_the_index(
-    backend: str, tmp_path: Path, make_config: ConfigFactory, request: pytest.FixtureRequest
+    empty_db_url: str, make_config: ConfigFactory
 ) -> None:
-    if backend == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
-    else:
-        url = request.getfixturevalue("pg_databases").create()
+    url = empty_db_url
     await asyncio.to_thread(upgrade, url, SEARCH_REVISION.down_revision)
     assert search_objects(url) == set()
     config = make_config().model_copy(

@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
 from alembic import command
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.engine import make_url
@@ -60,12 +58,9 @@ async def fill(store: BotStore, first: int, count: int) -> None:
 
 
 async def test_upgrade_adds_the_index_on_sqlite_only_and_downgrade_removes_it(
-    backend: str, tmp_path: Path, make_config: ConfigFactory, request: pytest.FixtureRequest
+    backend: str, empty_db_url: str, make_config: ConfigFactory
 ) -> None:
-    if backend == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
-    else:
-        url = request.getfixturevalue("pg_databases").create()
+    url = empty_db_url
     await asyncio.to_thread(upgrade, url, REVISION.down_revision)
     assert index_columns(url) is None
     config = make_config().model_copy(

@@ -10,7 +10,6 @@ import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -90,13 +89,9 @@ async def _fill(config: Any) -> None:
 
 
 @pytest.fixture
-def old_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    if backend == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'before_0005.db'}"
-    else:
-        url = request.getfixturevalue("pg_databases").create()
-    upgrade(url, "0004")
-    return url
+def old_url(empty_db_url: str) -> str:
+    upgrade(empty_db_url, "0004")
+    return empty_db_url
 
 
 async def test_upgrade_replaces_the_user_index_and_the_user_page_reads_it(
