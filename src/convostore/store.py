@@ -832,9 +832,8 @@ class BotStore:
 
         items = await self._read(work)
         if not items and self.config.legacy.read_fallback:
-            # Not imported yet: the legacy files, as history() serves them.
-            legacy = await self._newest(channel, count, user, None)
-            return [HistoryItem(m.message_id, m.role, m.content, m.metadata) for m in legacy[::-1]]
+            legacy = await self._legacy_newest(channel, count, user)
+            items = [HistoryItem(m.message_id, m.role, m.content, m.metadata) for m in legacy]
         items.reverse()
         return items
 
@@ -856,13 +855,19 @@ class BotStore:
 
         rows = await self._read(work)
         if not rows and session_id is None and self.config.legacy.read_fallback:
-            # Not imported yet: serve the JSON files, read-only, as the import would store them.
-            from convostore.legacy.transition import legacy_history
-
-            legacy = await asyncio.to_thread(legacy_history, self.config, channel, count, user)
-            legacy.reverse()
-            return legacy
+            return await self._legacy_newest(channel, count, user)
         return rows
+
+    async def _legacy_newest(
+        self, channel: ChannelInfo, count: int, user: str | None
+    ) -> list[StoredMessage]:
+        """Not imported yet: the JSON files, read-only, as the import would store them (newest
+        first)."""
+        from convostore.legacy.transition import legacy_history
+
+        legacy = await asyncio.to_thread(legacy_history, self.config, channel, count, user)
+        legacy.reverse()
+        return legacy
 
     async def search(
         self,
