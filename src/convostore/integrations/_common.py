@@ -9,7 +9,7 @@ from convostore.channels import ChannelInfo
 from convostore.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from convostore.records import HistoryItem, StoredMessage
+    from convostore.records import HistoryItem
     from convostore.store import BotStore
 
 # "Everything" for a framework that asks for the whole history (SQL needs a number).
@@ -29,13 +29,6 @@ class Conversation:
         self.channel = channel
         self.user_id = None if user_id is None else str(user_id)
         self._last: datetime | None = None
-
-    async def rows(self, limit: int | None = None) -> list[StoredMessage]:
-        """The newest ``limit`` rows (all with ``None``), oldest first."""
-        count = ALL if limit is None else limit
-        if count <= 0:
-            return []
-        return await self.store.history(self.channel, limit=count, user_id=self.user_id)
 
     async def items(self, limit: int | None = None) -> list[HistoryItem]:
         """The newest ``limit`` rows (all with ``None``) as :class:`HistoryItem`, oldest first."""
@@ -66,7 +59,7 @@ class Conversation:
                 metadata=metadata,
             )
 
-    async def delete(self, records: list[StoredMessage]) -> int:
+    async def delete(self, records: list[HistoryItem]) -> int:
         """Delete ``records`` through the store's delete path; how many rows went."""
         deleted = 0
         for start in range(0, len(records), _DELETE_BATCH):
@@ -76,7 +69,7 @@ class Conversation:
 
     async def clear(self) -> int:
         deleted = 0
-        while rows := await self.rows(_DELETE_BATCH):
+        while rows := await self.items(_DELETE_BATCH):
             gone = await self.delete(rows)
             deleted += gone
             if gone == 0:  # pragma: no cover - rows that cannot be deleted: do not spin

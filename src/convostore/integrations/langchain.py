@@ -36,7 +36,7 @@ from convostore.errors import InvalidInput, OperationError
 from convostore.integrations._common import Conversation
 
 if TYPE_CHECKING:
-    from convostore.records import HistoryItem, StoredMessage
+    from convostore.records import HistoryItem
     from convostore.store import BotStore
 
 __all__ = ["MESSAGE_KEY", "ConvostoreChatMessageHistory"]
@@ -54,7 +54,7 @@ def _row(message: BaseMessage, bot_name: str) -> tuple[str, str, str, dict[str, 
     return role, username, message.text, {MESSAGE_KEY: message_to_dict(message)}
 
 
-def _message(record: StoredMessage | HistoryItem) -> BaseMessage:
+def _message(record: HistoryItem) -> BaseMessage:
     stored = (record.metadata or {}).get(MESSAGE_KEY)
     if isinstance(stored, dict):
         return messages_from_dict([stored])[0]

@@ -28,7 +28,7 @@ from convostore.integrations._common import Conversation
 if TYPE_CHECKING:
     from agents.items import TResponseInputItem
 
-    from convostore.records import HistoryItem, StoredMessage
+    from convostore.records import HistoryItem
     from convostore.store import BotStore
 
 __all__ = ["ITEM_KEY", "ConvostoreSession"]
@@ -81,7 +81,7 @@ def _row(item: Any, bot_name: str) -> tuple[str, str, str, dict[str, Any] | None
     return role, username, _text(item), {ITEM_KEY: item}
 
 
-def _item(record: StoredMessage | HistoryItem) -> TResponseInputItem:
+def _item(record: HistoryItem) -> TResponseInputItem:
     stored = (record.metadata or {}).get(ITEM_KEY)
     if isinstance(stored, dict):
         return stored  # type: ignore[return-value]
@@ -124,7 +124,7 @@ class ConvostoreSession:
 
     async def pop_item(self) -> TResponseInputItem | None:
         """Remove and return the newest item (``None`` when the session is empty)."""
-        newest = await self._conversation.rows(1)
+        newest = await self._conversation.items(1)
         if not newest:
             return None
         await self._conversation.delete(newest)
