@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Sequence
 from functools import cache
@@ -60,7 +59,7 @@ def newest_statement(
     *,
     by_user: bool = False,
     by_session: bool = False,
-    columns: Sequence[ColumnElement[Any]] | None = None,
+    columns: tuple[ColumnElement[Any], ...] | None = None,
 ) -> Select[Any]:
     """The history read through Core: the newest ``:limit`` rows of ``:bot_name``/``:channel_id``.
 
@@ -237,12 +236,7 @@ class MessageRepository:
         if self.connection.dialect.driver == "pysqlite":
             sql = newest_driver_sql(by_user=user_id is not None, select_sql=_ITEM_SELECT)
             return [
-                HistoryItem(
-                    message_id,
-                    role,
-                    content,
-                    None if metadata is None or metadata == "null" else json.loads(metadata),
-                )
+                HistoryItem(message_id, role, content, rows.metadata_from_driver(metadata))
                 for message_id, role, content, metadata in self._driver_rows(
                     sql, channel_id, limit, user_id, None
                 )

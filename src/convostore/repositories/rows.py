@@ -63,6 +63,14 @@ _FROM_DRIVER: dict[str, str] = {
     "author_is_bot": "bool({v})",
 }
 
+
+def metadata_from_driver(value: str | None) -> dict[str, Any] | None:
+    """A ``metadata`` value as the DBAPI hands it, by ``_FROM_DRIVER``'s rule (the generated
+    record builders inline that rule rather than call this per row). For readers that build no
+    records."""
+    return None if value is None or value == "null" else cast(dict[str, Any], json.loads(value))
+
+
 # The fields a history read through the DBAPI selects: bot and channel are the caller's own values.
 DRIVER_FIELDS: tuple[str, ...] = tuple(
     f for f in MESSAGE_FIELDS if f not in ("bot_name", "channel_id")
