@@ -522,11 +522,6 @@ def run_helper(
     return run, counts
 
 
-def run_stdlib_importer(tree: Path, workdir: Path, env: dict[str, str]) -> tuple[Run, Any]:
-    """The stdlib importer as a process on a fresh database migrated by the same Alembic head."""
-    return run_helper("stdlib", "stdlib importer", tree, workdir, env)
-
-
 # --- one scale -----------------------------------------------------------------------------------
 
 
@@ -614,7 +609,7 @@ def run_scale(
             common.remove_sqlite(workdir / "ours.db")
     stdlib: dict[str, Any] | None = None
     if args.stdlib_importer:
-        plain, plain_counts = run_stdlib_importer(tree, workdir, env)
+        plain, plain_counts = run_helper("stdlib", "stdlib importer", tree, workdir, env)
         print(
             f"  stdlib importer: {plain.seconds:.1f} s, {plain_counts['rows']:,} rows,"
             f" peak {plain.peak_rss_mb:.0f} MB",

@@ -43,6 +43,10 @@ class BotReport:
     sessions: int = 0
 
 
+# How the report file is formatted (to_json and write produce the same text).
+_JSON_FORMAT: dict[str, Any] = {"indent": 2, "ensure_ascii": False}
+
+
 @dataclass
 class ImportReport:
     """Every file and every record of an import, accounted for."""
@@ -73,7 +77,7 @@ class ImportReport:
 
     def to_json(self) -> str:
         """The report as the JSON file ``--report`` (and ``-x legacy_report``) writes."""
-        return json.dumps(self.as_dict(), indent=2, ensure_ascii=False) + "\n"
+        return json.dumps(self.as_dict(), **_JSON_FORMAT) + "\n"
 
     def write(self, path: str | os.PathLike[str]) -> None:
         """Write :meth:`to_json`'s text to ``path``, encoded piece by piece.
@@ -83,7 +87,7 @@ class ImportReport:
         stayed flat until then. ``json.dump`` writes the pieces as they come.
         """
         with open(path, "w", encoding="utf-8") as fh:
-            json.dump(self.as_dict(), fh, indent=2, ensure_ascii=False)
+            json.dump(self.as_dict(), fh, **_JSON_FORMAT)
             fh.write("\n")
 
     def as_dict(self) -> dict[str, Any]:
