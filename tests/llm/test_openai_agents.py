@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -179,6 +180,37 @@ async def test_pop_and_clear_delete_exactly_this_sessions_rows(
         assert [m.content for m in await store.history(RANDOM)] == ["elsewhere"]
         assert [m.content for m in await spark.history(GENERAL)] == ["spark's"]
         assert [s.message_count for s in await spark.sessions(GENERAL)] == [1]
+
+
+async def test_clear_beside_live_writers_removes_only_this_sessions_rows(
+    store: BotStore, make_config: ConfigFactory
+) -> None:
+    # 1,200 items: clear_session deletes them in three batches while this bot writes to another
+    # channel and another bot writes to the same channel; every one of their rows survives.
+    session = ConvostoreSession(store, GENERAL)
+    await session.add_items([{"role": "user", "content": f"old {n}"} for n in range(1200)])
+    async with BotStore.open(make_config("spark")) as spark:
+        mine = ConvostoreSession(store, RANDOM)
+        theirs = ConvostoreSession(spark, GENERAL)
+
+        async def writer(target: ConvostoreSession, label: str) -> None:
+            for n in range(150):
+                await target.add_items([{"role": "user", "content": f"{label} {n}"}])
+                await asyncio.sleep(0)
+
+        await asyncio.gather(
+            session.clear_session(), writer(mine, "random"), writer(theirs, "spark")
+        )
+        assert await session.get_items() == []
+        assert await store.sessions(GENERAL) == []
+        assert [m.content for m in await store.history(RANDOM, 1000)] == [
+            f"random {n}" for n in range(150)
+        ]
+        assert sum(s.message_count for s in await store.sessions(RANDOM)) == 150
+        assert [m.content for m in await spark.history(GENERAL, 1000)] == [
+            f"spark {n}" for n in range(150)
+        ]
+        assert sum(s.message_count for s in await spark.sessions(GENERAL)) == 150
 
 
 @pytest.mark.parametrize("bad", ["text", 42, None])
