@@ -3,7 +3,7 @@
 On PostgreSQL a unit of work runs in one greenlet of the async engine (``run_sync``), on a pooled
 connection; the server runs concurrent ones in parallel.
 
-On a SQLite file the store has two worker threads, each with its own connection to the file (a
+On a SQLite file the store has three worker threads, each with its own connection to the file (a
 synchronous pysqlite engine with the same pragmas and ``BEGIN IMMEDIATE`` handling as the async
 one; aiosqlite would hop to its thread for every driver call, this hops once per unit of work):
 
@@ -17,6 +17,16 @@ one; aiosqlite would hop to its thread for every driver call, this hops once per
   and gets its own exception while the others commit. A write alone in the queue runs as a plain
   transaction, as before group commit. If the transaction itself fails (the lock
   never came, the disk is full), every write of the group gets that error and none is stored.
+- **Checkpoints** run in a third thread. SQLite copies the WAL back into the database file (a
+  checkpoint) when a commit leaves the WAL at ``wal_autocheckpoint`` pages (1,000 by default), in
+  the committing thread: every few dozen messages one append waited for the copy and its file
+  syncs (p99 of single appends 6.4 ms against a p50 of 0.2 ms). Here the writer tells the
+  checkpoint thread after every :data:`CHECKPOINT_CHANGES` rows changed, and that thread runs a
+  ``PASSIVE`` checkpoint on its own connection (it never waits for a lock, never blocks readers
+  or writers, and copies only committed pages) while the writer goes on. The writer's own
+  automatic checkpoint stays on as a backstop at :data:`WRITER_AUTOCHECKPOINT_PAGES`, so the WAL
+  stays bounded whatever the load: it finds the pages already copied and only syncs and lets the
+  WAL start over.
 
 Cancellation: a write whose caller is cancelled while it still waits in the queue is taken out and
 never runs. Once its group has started it cannot be stopped: it is committed with its group, or
@@ -28,11 +38,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import sqlite3
 import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import Connection, Engine
@@ -47,9 +59,17 @@ from convostore.engine import (
 )
 
 _T = TypeVar("_T")
+logger = logging.getLogger(__name__)
 # A group holds the write lock for its whole length; other processes wait that long at most.
 MAX_GROUP = 256
 _SAVEPOINT = "convostore_write"
+CHECKPOINT_CHANGES = 128
+"""Rows the writer changes between two requests for a background checkpoint (about 64 appends,
+some 900 WAL pages; every group commit of more than 64 messages, every backfill batch)."""
+WRITER_AUTOCHECKPOINT_PAGES = 4000
+"""The writer connection's ``wal_autocheckpoint``: the backstop that bounds the WAL (about 16 MB
+at 4 KB pages) if the checkpoint thread falls behind. Measured against 1,000 and 2,000 with the
+checkpoint thread: single appends 3,585/s against 3,272/s and 3,283/s."""
 
 
 class _Write(Generic[_T]):
@@ -92,6 +112,12 @@ class UnitOfWorkRunner:
         self._write_connection: Connection | None = None
         self._reader: ThreadPoolExecutor | None = None
         self._writer: ThreadPoolExecutor | None = None
+        self._checkpointer: ThreadPoolExecutor | None = None
+        self._checkpoint_connection: Connection | None = None
+        self._checkpoint_pending = False
+        self._changes_at_checkpoint = 0
+        # Checkpoints the checkpoint thread ran (whether or not another process was also at it).
+        self.checkpoints_run = 0
         self._queue: deque[_Write[Any]] = deque()
         self._lock = threading.Lock()
         self._draining = False
@@ -108,6 +134,9 @@ class UnitOfWorkRunner:
             )
             self._reader = ThreadPoolExecutor(1, thread_name_prefix="convostore-sqlite-read")
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="convostore-sqlite-write")
+            self._checkpointer = ThreadPoolExecutor(
+                1, thread_name_prefix="convostore-sqlite-checkpoint"
+            )
 
     async def write(self, work: Callable[[Connection], _T]) -> _T:
         """Run ``work`` in a write transaction (on SQLite, in a group commit); its result."""
@@ -165,6 +194,7 @@ class UnitOfWorkRunner:
                     return
                 group = [self._queue.popleft() for _ in range(min(MAX_GROUP, len(self._queue)))]
             self._write_group(group)
+            self._request_checkpoint()
             # A closed loop raises RuntimeError: nobody waits for these outcomes any more.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_settle, group)
@@ -172,8 +202,49 @@ class UnitOfWorkRunner:
     def _connection_for_writes(self) -> Connection:
         if self._write_connection is None:
             assert self._sync is not None
-            self._write_connection = self._sync.connect()
+            connection = self._sync.connect()
+            driver = cast(sqlite3.Connection, connection.connection.driver_connection)
+            driver.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT_PAGES}")
+            self._changes_at_checkpoint = driver.total_changes
+            self._write_connection = connection
         return self._write_connection
+
+    # --- the checkpoint thread ------------------------------------------------------------------
+
+    def _request_checkpoint(self) -> None:
+        # In the writer thread, after a group: enough rows changed since the last request?
+        connection = self._write_connection
+        if connection is None or self._checkpointer is None:
+            return
+        changes = cast(sqlite3.Connection, connection.connection.driver_connection).total_changes
+        if changes - self._changes_at_checkpoint < CHECKPOINT_CHANGES:
+            return
+        self._changes_at_checkpoint = changes
+        with self._lock:
+            # One run at a time and at most one waiting: requests made meanwhile are covered by it.
+            if self._checkpoint_pending:
+                return
+            self._checkpoint_pending = True
+        with contextlib.suppress(RuntimeError):  # shut down: the store is closing
+            self._checkpointer.submit(self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        with self._lock:
+            self._checkpoint_pending = False
+        try:
+            connection = self._checkpoint_connection
+            if connection is None:
+                assert self._sync is not None
+                connection = self._checkpoint_connection = self._sync.connect()
+            driver = cast(sqlite3.Connection, connection.connection.driver_connection)
+            # Straight on the driver: through Core, the statement would open a write transaction.
+            driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            self.checkpoints_run += 1
+        except Exception as exc:
+            # The writer's own automatic checkpoint still bounds the WAL; the next request retries
+            # on a new connection.
+            logger.debug("background checkpoint failed: %s", exc)
+            self._close_checkpointer()
 
     def _write_group(self, group: list[_Write[Any]]) -> None:
         connection = self._connection_for_writes()
@@ -267,19 +338,30 @@ class UnitOfWorkRunner:
             self._read_connection.close()
             self._read_connection = None
 
+    def _close_checkpointer(self) -> None:
+        if self._checkpoint_connection is not None:
+            with contextlib.suppress(Exception):
+                self._checkpoint_connection.close()
+            self._checkpoint_connection = None
+
     def _close_writer(self) -> None:
         if self._write_connection is not None:
             self._write_connection.close()
             self._write_connection = None
 
     async def close(self) -> None:
-        """Finish the queued writes, release both threads and the synchronous engine."""
+        """Finish the queued writes, release the threads and the synchronous engine."""
         loop = asyncio.get_running_loop()
         if self._writer is not None:
             # Queued after any drain in progress: the writes already accepted are written first.
             await loop.run_in_executor(self._writer, self._close_writer)
             self._writer.shutdown(wait=False)
             self._writer = None
+        if self._checkpointer is not None:
+            # After the writer: a checkpoint it requested last runs (or is running) before this.
+            await loop.run_in_executor(self._checkpointer, self._close_checkpointer)
+            self._checkpointer.shutdown(wait=False)
+            self._checkpointer = None
         if self._reader is not None:
             await loop.run_in_executor(self._reader, self._close_reader)
             self._reader.shutdown(wait=False)
