@@ -65,7 +65,7 @@ MAX_GROUP = 256
 _SAVEPOINT = "convostore_write"
 CHECKPOINT_CHANGES = 128
 """Rows the writer changes between two requests for a background checkpoint (about 64 appends,
-some 900 WAL pages; every group commit of more than 64 messages, every backfill batch)."""
+some 800 WAL pages; every group commit of more than 64 messages, every backfill batch)."""
 WRITER_AUTOCHECKPOINT_PAGES = 4000
 """The writer connection's ``wal_autocheckpoint``: the backstop that bounds the WAL (about 16 MB
 at 4 KB pages) if the checkpoint thread falls behind. Measured against 1,000 and 2,000 with the
