@@ -46,11 +46,17 @@ from convostore.records import (
     SearchHit,
     StoredMessage,
 )
-from convostore.repositories import MessageRepository, SessionRepository
+from convostore.repositories import MessageRepository, SessionRepository, pg_driver
 from convostore.repositories.backfill import store_batch
 from convostore.repositories.lifecycle import LifecycleRepository
-from convostore.repositories.rows import NewMessage, new_message
+from convostore.repositories.messages import (
+    ITEM_SELECT,
+    newest_driver_params,
+    newest_driver_sql,
+)
+from convostore.repositories.rows import NewMessage, messages_from_asyncpg_rows, new_message
 from convostore.repositories.search import SearchRepository
+from convostore.repositories.sessions import APPEND_TO_OPEN, append_to_open_params
 from convostore.schema import check_schema
 from convostore.search import query_terms, relevance, snippet
 from convostore.sessions import base_session_id, fits_session, unique_session_id
@@ -547,23 +553,17 @@ class BotStore:
         """PostgreSQL's common case, one round trip: the open session takes the message.
 
         ``None`` when it does not (a new session starts, the id is already stored) or the
-        statement failed: nothing was changed, and the full unit of work, with its retries, runs.
+        statement failed: nothing was changed, or the message is stored and the full unit of
+        work, with its retries, finds it by its ``message_id``.
         """
         storage = self.config.storage
-
-        def work(connection: Connection) -> tuple[int, str] | None:
-            return SessionRepository(connection, self.bot_name).append_to_open(
-                new, gap=storage.session_gap, max_span=storage.session_timeout
-            )
-
-        try:
-            with translate_errors(self._where):
-                done = await self._runner.write_one_statement(work)
-        except StorageError:
+        params = append_to_open_params(
+            self.bot_name, new, gap=storage.session_gap, max_span=storage.session_timeout
+        )
+        found = await self._runner.fetch_direct(*pg_driver.statement_args(APPEND_TO_OPEN, params))
+        if not found:
             return None
-        if done is None:
-            return None
-        row_id, session_id = done
+        row_id, session_id = found[0]
         return dataclasses.replace(new, session_id=session_id).stored(row_id, self.bot_name)
 
     async def add_discord_message(self, message: Any, *, role: str | None = None) -> StoredMessage:
@@ -830,7 +830,17 @@ class BotStore:
                 channel.id, count, user_id=user
             )
 
-        items = await self._read(work)
+        found = None
+        if self._postgresql:
+            found = await self._runner.fetch_direct(
+                newest_driver_sql(by_user=user is not None, select_sql=ITEM_SELECT, numbered=True),
+                newest_driver_params(self.bot_name, channel.id, count, user, None),
+            )
+        if found is not None:
+            # asyncpg hands JSON decoded, a fresh object per row.
+            items = [HistoryItem(*row) for row in found]
+        else:
+            items = await self._read(work)
         if not items and self.config.legacy.read_fallback:
             legacy = await self._legacy_newest(channel, count, user)
             items = [HistoryItem(m.message_id, m.role, m.content, m.metadata) for m in legacy]
@@ -853,7 +863,18 @@ class BotStore:
                 channel.id, count, user_id=user, session_id=session_id
             )
 
-        rows = await self._read(work)
+        found = None
+        if self._postgresql:
+            # One statement straight on asyncpg; the general path if it fails (see fetch_direct).
+            sql = newest_driver_sql(
+                by_user=user is not None, by_session=session_id is not None, numbered=True
+            )
+            params = newest_driver_params(self.bot_name, channel.id, count, user, session_id)
+            found = await self._runner.fetch_direct(sql, params)
+        if found is not None:
+            rows = messages_from_asyncpg_rows(found, self.bot_name, channel.id)
+        else:
+            rows = await self._read(work)
         if not rows and session_id is None and self.config.legacy.read_fallback:
             return await self._legacy_newest(channel, count, user)
         return rows

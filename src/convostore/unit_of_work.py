@@ -42,13 +42,14 @@ import logging
 import sqlite3
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import greenlet_spawn
 
 from convostore.engine import (
     ONE_STATEMENT_READ_OPTION,
@@ -160,17 +161,33 @@ class UnitOfWorkRunner:
                     self._queue.remove(write)
             raise
 
-    async def write_one_statement(self, work: Callable[[Connection], _T]) -> _T:
-        """Run ``work``, which writes with a single statement, as that statement's own transaction.
+    async def fetch_direct(self, sql: str, args: Sequence[Any]) -> list[Any] | None:
+        """PostgreSQL: ``sql`` straight on asyncpg, on a connection of the pool; its rows.
 
-        On PostgreSQL it runs in autocommit: one round trip, no ``BEGIN``/``COMMIT``. On SQLite it
-        is an ordinary write (group commit).
+        The statement runs in autocommit: it is its own transaction, one round trip. ``None``
+        when it failed in any way: the connection is discarded (it may be broken) and the caller
+        runs its general path through Core, which translates and retries errors as every call
+        does, so a failure here never reaches the caller as such. A cancelled call discards the
+        connection too (it was in the middle of the statement).
         """
-        if not self._autocommit_reads:
-            return await self.write(work)
-        async with self.engine.connect() as connection:
-            await connection.execution_options(isolation_level="AUTOCOMMIT")
-            return await connection.run_sync(work)
+        try:
+            connection = await self.engine.raw_connection()
+        except Exception:
+            return None
+        try:
+            rows: list[Any] = await connection.driver_connection.fetch(sql, *args)  # type: ignore[union-attr]
+        except BaseException as exc:
+            # Outside a greenlet the asyncpg adapter terminates the connection without awaiting.
+            connection.invalidate(exc)
+            if not isinstance(exc, Exception):
+                raise
+            logger.debug("direct statement failed, running the general path: %s", exc)
+            return None
+        finally:
+            # Checked in as the async engine does, in a greenlet (the pool may close a surplus
+            # connection, which awaits).
+            await greenlet_spawn(connection.close)
+        return rows
 
     async def read(self, work: Callable[[Connection], _T]) -> _T:
         """Run ``work``, which must read with a single statement (on SQLite it gets no BEGIN)."""

@@ -1,68 +1,211 @@
-"""PostgreSQL: the common message write (the open session takes it) is one statement."""
+"""PostgreSQL: the common append and the history reads are one statement each, run straight on
+asyncpg (a connection of the store's pool, in autocommit). Their records equal those of the general
+path through Core; when the direct statement fails (a dropped connection, a missing table) the
+general path runs, with its usual errors and retries; a cancelled direct append is stored whole or
+not at all, and a retry stores it once."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
+import pytest
 from sqlalchemy import event
+from sqlalchemy.engine import Connection, make_url
 
-from convostore import BotConfig, BotStore, ChannelInfo
-from tests.conftest import _truncate
+from convostore import BotConfig, BotStore, ChannelInfo, SchemaError
+from convostore.records import HistoryItem, StoredMessage
+from convostore.repositories import MessageRepository
+from tests.conftest import PostgresDatabases, _truncate, upgrade
 
 CHANNEL = ChannelInfo.channel(channel_id=5, name="general")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-async def test_common_append_is_one_statement_in_autocommit(pg_template_url: str) -> None:
+def plain_url(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture
+async def store(pg_template_url: str) -> AsyncIterator[BotStore]:
     _truncate(pg_template_url)
     config = BotConfig.model_validate(
         {"name": "sage", "storage": {"type": "postgresql", "url": pg_template_url}}
     )
-    async with BotStore.open(config) as store:
-        await store.add_message(
-            CHANNEL,
-            user_id=1,
-            username="a",
-            role="user",
-            content="opens",
-            message_id=1,
-            timestamp=T0,
-        )
-        statements: list[str] = []
+    async with BotStore.open(config) as opened:
+        yield opened
 
-        def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-            statements.append(statement.split(None, 1)[0].upper())
 
-        event.listen(store.engine.sync_engine, "before_cursor_execute", count)
-        stored = await store.add_message(
-            CHANNEL,
-            user_id=1,
-            username="a",
-            role="user",
-            content="joins",
-            message_id=2,
-            timestamp=T0 + timedelta(seconds=10),
-        )
+@contextmanager
+def core_statements(store: BotStore) -> Iterator[list[str]]:
+    """The first word of every statement the store sends through SQLAlchemy Core meanwhile."""
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement.split(None, 1)[0].upper())
+
+    event.listen(store.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
         event.remove(store.engine.sync_engine, "before_cursor_execute", count)
-        assert statements == ["WITH"]
-        assert stored.session_id == (await store.current_session(CHANNEL)).session_id  # type: ignore[union-attr]
-        # Stored as the full unit of work would: counted in its session, read back equal.
+
+
+def backends(url: str) -> list[tuple[str, str]]:
+    """(state, last statement) of every other connection to the test database."""
+    with psycopg.connect(plain_url(url), autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT state, query FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return [(str(state), str(query)) for state, query in rows]
+
+
+async def add(store: BotStore, number: int, **extra: Any) -> StoredMessage:
+    return await store.add_message(
+        CHANNEL,
+        user_id=1,
+        username="a",
+        role="user",
+        content=f"message {number}",
+        message_id=number,
+        timestamp=T0 + timedelta(seconds=10 * number),
+        **extra,
+    )
+
+
+async def test_common_append_is_one_statement_in_autocommit(
+    store: BotStore, pg_template_url: str
+) -> None:
+    await add(store, 1)  # starts the session: the general path
+    with core_statements(store) as statements:
+        stored = await add(store, 2)
+    # Nothing went through Core; the connection's last statement was the append itself, and it
+    # is not inside a transaction (a BEGIN … COMMIT would have ended with COMMIT).
+    assert statements == []
+    assert any(
+        state == "idle" and query.lstrip().startswith("WITH open_session")
+        for state, query in backends(pg_template_url)
+    )
+    session = await store.current_session(CHANNEL)
+    assert session is not None and stored.session_id == session.session_id
+    # Stored as the full unit of work would: counted in its session, read back equal.
+    assert session.message_count == 2
+    assert session.last_activity == T0 + timedelta(seconds=20)
+    assert (await store.history(CHANNEL))[-1] == stored
+    # An id already stored is not counted twice: the one statement changes nothing, and the
+    # full unit of work returns the stored row.
+    again = await add(store, 2)
+    assert again == stored
+    session = await store.current_session(CHANNEL)
+    assert session is not None and session.message_count == 2
+
+
+async def test_direct_reads_equal_the_general_path(store: BotStore) -> None:
+    await add(store, 1)
+    await add(store, 2, metadata={"model": "m", "nested": {"k": [1, 2]}})
+    await add(store, 3, attachments=[{"id": "9", "filename": "a.png"}], reply_to_message_id=2)
+    await add(store, 4, edited_at=T0 + timedelta(hours=1), author_is_bot=True)
+    await add(store, 5, metadata=None)
+
+    def core(connection: Connection) -> list[StoredMessage]:
+        return MessageRepository(connection, store.bot_name).newest(CHANNEL.id, 10)
+
+    def core_items(connection: Connection) -> list[HistoryItem]:
+        return MessageRepository(connection, store.bot_name).newest_items(CHANNEL.id, 10)
+
+    with core_statements(store) as statements:
+        direct = await store.history(CHANNEL, limit=10)
+        direct_items = await store.history_items(CHANNEL, limit=10)
+        direct_user = await store.history(CHANNEL, user_id=1)
         session = await store.current_session(CHANNEL)
-        assert session is not None and session.message_count == 2
-        assert session.last_activity == T0 + timedelta(seconds=10)
-        assert (await store.history(CHANNEL))[-1] == stored
-        # An id already stored is not counted twice: the one statement changes nothing, and the
-        # full unit of work returns the stored row.
-        again = await store.add_message(
-            CHANNEL,
-            user_id=1,
-            username="a",
-            role="user",
-            content="joins",
-            message_id=2,
-            timestamp=T0 + timedelta(seconds=10),
-        )
-        assert again == stored
-        session = await store.current_session(CHANNEL)
-        assert session is not None and session.message_count == 2
+        assert session is not None
+        direct_session = await store.history(CHANNEL, session_id=session.session_id)
+    assert statements == ["SELECT"]  # current_session only
+    general = list(reversed(await store._read(core)))
+    general_items = list(reversed(await store._read(core_items)))
+    assert len(direct) == 5 and direct == general
+    assert direct_user == general and direct_session == general
+    assert direct_items == general_items
+    assert direct[1].metadata == {"model": "m", "nested": {"k": [1, 2]}}
+    assert [a["filename"] for a in direct[2].attachments] == ["a.png"]
+    assert direct[3].edited_at == T0 + timedelta(hours=1) and direct[3].author_is_bot is True
+    assert direct[3].timestamp.tzinfo is UTC and direct[4].metadata is None
+    # The records do not share mutable values between reads.
+    direct[1].metadata["model"] = "changed"  # type: ignore[index]
+    assert (await store.history(CHANNEL, limit=10))[1].metadata == {
+        "model": "m",
+        "nested": {"k": [1, 2]},
+    }
+
+
+async def test_a_dropped_connection_falls_back_and_is_replaced(
+    store: BotStore, pg_template_url: str
+) -> None:
+    for number in range(1, 4):
+        await add(store, number)
+    with psycopg.connect(plain_url(pg_template_url), autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    assert any(ok for (ok,) in killed)
+    # Every pooled connection is dead: the direct statements fail, their connections are
+    # discarded, and the calls succeed through the general path (which reconnects).
+    assert [m.message_id for m in await store.history(CHANNEL)] == ["1", "2", "3"]
+    stored = await add(store, 4)
+    assert stored.message_id == "4"
+    assert len(await store.history_items(CHANNEL)) == 4
+    # The pool is healthy again: the next direct read goes straight through.
+    with core_statements(store) as statements:
+        assert len(await store.history(CHANNEL)) == 4
+    assert statements == []
+    session = await store.current_session(CHANNEL)
+    assert session is not None and session.message_count == 4
+
+
+async def test_a_failing_direct_read_gives_the_general_paths_error(
+    pg_databases: PostgresDatabases,
+) -> None:
+    url = pg_databases.create()
+    await asyncio.to_thread(upgrade, url)
+    config = BotConfig.model_validate(
+        {"name": "sage", "storage": {"type": "postgresql", "url": url}}
+    )
+    async with BotStore.open(config) as store:
+        await add(store, 1)
+        # The table disappears under the running store: the direct read fails, and the general
+        # path reports it as every read would.
+        with psycopg.connect(plain_url(url), autocommit=True) as admin:
+            admin.execute("DROP TABLE conversations CASCADE")
+        with pytest.raises(SchemaError, match="convostore upgrade"):
+            await store.history(CHANNEL)
+        with pytest.raises(SchemaError, match="convostore upgrade"):
+            await store.history_items(CHANNEL)
+
+
+async def test_a_cancelled_direct_append_is_stored_whole_or_not_at_all(
+    store: BotStore, pg_template_url: str
+) -> None:
+    await add(store, 1)
+    # Another transaction holds the open session's row: the direct append waits for it.
+    with psycopg.connect(plain_url(pg_template_url)) as holder:
+        holder.execute("SELECT * FROM sessions WHERE is_active FOR UPDATE")
+        task = asyncio.create_task(add(store, 2))
+        await asyncio.sleep(0.3)
+        assert not task.done()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        holder.rollback()
+    # Retried with the same message id: stored once, counted once, whatever the cancelled
+    # statement did.
+    stored = await add(store, 2)
+    history = await store.history(CHANNEL)
+    assert [m.message_id for m in history] == ["1", "2"] and history[-1] == stored
+    session = await store.current_session(CHANNEL)
+    assert session is not None and session.message_count == 2

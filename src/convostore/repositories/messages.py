@@ -81,25 +81,45 @@ def newest_statement(
 
 @cache
 def newest_driver_sql(
-    *, by_user: bool = False, by_session: bool = False, select_sql: str = DRIVER_SELECT
+    *,
+    by_user: bool = False,
+    by_session: bool = False,
+    select_sql: str = DRIVER_SELECT,
+    numbered: bool = False,
 ) -> str:
-    """The history read on the synchronous SQLite driver, as SQL for the DBAPI.
+    """The history read as SQL for the driver: SQLite's DBAPI (``?``) or asyncpg (``numbered``:
+    ``$1``, ``$2``, …).
 
     The query of :func:`newest_statement` (same index, same order) selecting
     :data:`~convostore.repositories.rows.DRIVER_SELECT` (or ``select_sql``); parameters
     ``(bot_name, channel_id, [user_id,] [session_id,] limit)``.
     """
-    where = "bot_name = ? AND channel_id = ?"
+    columns = ["bot_name", "channel_id"]
     if by_user:
-        where += " AND user_id = ?"
+        columns.append("user_id")
     if by_session:
-        where += " AND session_id = ?"
-    return f"{select_sql} WHERE {where} ORDER BY timestamp DESC, id DESC LIMIT ?"
+        columns.append("session_id")
+    marks = [f"${n}" if numbered else "?" for n in range(1, len(columns) + 2)]
+    where = " AND ".join(f"{column} = {mark}" for column, mark in zip(columns, marks, strict=False))
+    return f"{select_sql} WHERE {where} ORDER BY timestamp DESC, id DESC LIMIT {marks[-1]}"
+
+
+def newest_driver_params(
+    bot_name: str, channel_id: str, limit: int, user_id: str | None, session_id: str | None
+) -> tuple[Any, ...]:
+    """The parameters of a :func:`newest_driver_sql` query, in its order."""
+    return (
+        bot_name,
+        channel_id,
+        *(() if user_id is None else (user_id,)),
+        *(() if session_id is None else (session_id,)),
+        limit,
+    )
 
 
 # What BotStore.history_items reads: the fields of HistoryItem, in its order.
 _ITEM_COLUMNS = (_T.c.message_id, _T.c.role, _T.c.content, _T.c.metadata)
-_ITEM_SELECT = "SELECT message_id, role, content, metadata FROM conversations"
+ITEM_SELECT = "SELECT message_id, role, content, metadata FROM conversations"
 
 
 def _by_message_ids(dialect: str, *columns: ColumnElement[Any]) -> Select[Any]:
@@ -234,7 +254,7 @@ class MessageRepository:
         The rows of :meth:`newest` (same query, same order), four columns of each.
         """
         if self.connection.dialect.driver == "pysqlite":
-            sql = newest_driver_sql(by_user=user_id is not None, select_sql=_ITEM_SELECT)
+            sql = newest_driver_sql(by_user=user_id is not None, select_sql=ITEM_SELECT)
             return [
                 HistoryItem(message_id, role, content, rows.metadata_from_driver(metadata))
                 for message_id, role, content, metadata in self._driver_rows(
@@ -264,13 +284,7 @@ class MessageRepository:
         session_id: str | None,
     ) -> list[Any]:
         """Rows of a :func:`newest_driver_sql` query, run on the DBAPI connection."""
-        params: tuple[Any, ...] = (
-            self.bot_name,
-            channel_id,
-            *(() if user_id is None else (user_id,)),
-            *(() if session_id is None else (session_id,)),
-            limit,
-        )
+        params = newest_driver_params(self.bot_name, channel_id, limit, user_id, session_id)
         driver_connection = self.connection.connection.driver_connection
         try:
             return driver_connection.execute(sql, params).fetchall()  # type: ignore[union-attr,no-any-return]

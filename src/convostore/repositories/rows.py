@@ -64,6 +64,15 @@ _FROM_DRIVER: dict[str, str] = {
 }
 
 
+# Rows read straight through asyncpg on a connection of the store's pool: times arrive as aware UTC
+# datetimes and JSON already decoded (SQLAlchemy's asyncpg dialect installs a json codec on every
+# connection it opens), a fresh object per row; JSON's null arrives as None.
+_FROM_ASYNCPG: dict[str, str] = {
+    "attachments": "[] if {v} is None else {v}",
+    "author_is_bot": "bool({v})",
+}
+
+
 def metadata_from_driver(value: str | None) -> dict[str, Any] | None:
     """A ``metadata`` value as the DBAPI hands it, by ``_FROM_DRIVER``'s rule (the generated
     record builders inline that rule rather than call this per row). For readers that build no
@@ -127,6 +136,12 @@ messages_from_driver_rows: Callable[[Sequence[Sequence[Any]], str, str], list[St
 )
 """``messages_from_driver_rows(rows, bot_name, channel_id)``: records from DBAPI rows of
 :data:`DRIVER_SELECT` (SQLite: times as naive UTC text, JSON as text)."""
+
+messages_from_asyncpg_rows: Callable[[Sequence[Sequence[Any]], str, str], list[StoredMessage]] = (
+    _generate("messages_from_asyncpg_rows", True, DRIVER_FIELDS, _FROM_ASYNCPG)
+)
+"""``messages_from_asyncpg_rows(rows, bot_name, channel_id)``: records from asyncpg rows of
+:data:`DRIVER_SELECT` (PostgreSQL, on a connection of the store's pool)."""
 
 
 def message_columns(dialect: str) -> tuple[ColumnElement[Any], ...]:

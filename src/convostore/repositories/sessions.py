@@ -145,7 +145,24 @@ def _append_to_open() -> Select[Any]:
     return select(inserted.c.id, inserted.c.session_id).add_cte(counted)
 
 
-_APPEND_TO_OPEN = _append_to_open()
+APPEND_TO_OPEN = _append_to_open()
+
+
+def append_to_open_params(
+    bot_name: str, message: NewMessage, *, gap: int, max_span: int
+) -> dict[str, Any]:
+    """The parameters of :data:`APPEND_TO_OPEN` for ``message`` of ``bot_name``.
+
+    The store runs that statement straight on asyncpg (:mod:`convostore.repositories.pg_driver`);
+    its one row is ``(row id, session_id)``, and no row means nothing was changed.
+    """
+    params: dict[str, Any] = {f"m_{k}": v for k, v in message.params(bot_name).items()}
+    params.update(
+        bot=bot_name,
+        channel=message.channel_id,
+        **_fit_bounds(message.timestamp, gap=gap, max_span=max_span),
+    )
+    return params
 
 
 class SessionRepository:
@@ -165,22 +182,6 @@ class SessionRepository:
             return None if row is None else str(row[0])
         session_id: str | None = self.connection.execute(_EXTEND_OPEN, params).scalar()
         return session_id
-
-    def append_to_open(
-        self, message: NewMessage, *, gap: int, max_span: int
-    ) -> tuple[int, str] | None:
-        """PostgreSQL: store ``message`` in the open session in one statement, if it fits.
-
-        ``(row id, session_id)``, or ``None`` with nothing changed (see :func:`_append_to_open`).
-        """
-        params: dict[str, Any] = {f"m_{k}": v for k, v in message.params(self.bot_name).items()}
-        params.update(
-            bot=self.bot_name,
-            channel=message.channel_id,
-            **_fit_bounds(message.timestamp, gap=gap, max_span=max_span),
-        )
-        row = self.connection.execute(_APPEND_TO_OPEN, params).first()
-        return None if row is None else (int(row[0]), str(row[1]))
 
     def open_session(self, channel_id: str) -> tuple[int, ChatSession] | None:
         """(row id, record) of the session of ``channel_id`` that is open in the database."""
