@@ -105,6 +105,8 @@ class UnitOfWorkRunner:
         # One-statement reads need no BEGIN/COMMIT round trips on PostgreSQL: in autocommit mode
         # the statement is its own transaction, with one snapshot.
         self._autocommit_reads = engine.url.get_backend_name() == "postgresql"
+        # Statements straight on the driver need asyncpg (the driver convostore configures).
+        self._direct = self._autocommit_reads and engine.dialect.driver == "asyncpg"
         self._sync: Engine | None = None
         self._sync_reader: Engine | None = None
         # Each worker thread keeps one connection, used by that thread only: checking a pooled
@@ -170,6 +172,8 @@ class UnitOfWorkRunner:
         does, so a failure here never reaches the caller as such. A cancelled call discards the
         connection too (it was in the middle of the statement).
         """
+        if not self._direct:
+            return None
         try:
             connection = await self.engine.raw_connection()
         except Exception:
