@@ -755,7 +755,9 @@ def profile(args: argparse.Namespace, tree: Path, workdir: Path) -> dict[str, An
         return f"{qualified} ({frame.file_path_short}:{frame.line_no})"
 
     def ours(frame: Any) -> bool:
-        return str(frame.file_path_short or "").startswith("convostore/")
+        # "convostore/…" from an installed package, "../src/convostore/…" from an editable one.
+        path = str(frame.file_path_short or "")
+        return path.startswith("convostore/") or "/src/convostore/" in path
 
     def walk(frame: Any, parent: str, stack: frozenset[str]) -> float:
         """Visit ``frame``; return the time of the outermost convostore frames at or below it."""
