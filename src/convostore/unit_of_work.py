@@ -85,6 +85,20 @@ class _Write(Generic[_T]):
         self.error: BaseException | None = None
 
 
+def _connection_may_be_broken(driver: Any, exc: BaseException) -> bool:
+    """Whether an asyncpg connection must be discarded after ``exc``.
+
+    An error the server reported for the statement (a missing table, a read-only server, a
+    serialization failure) leaves an autocommit connection ready for the next one, so it goes
+    back to the pool. A cancelled statement, a lost connection or one the server closed does not.
+    """
+    if not isinstance(exc, Exception) or driver.is_closed():
+        return True
+    from asyncpg import PostgresError  # type: ignore[import-untyped]
+
+    return not isinstance(exc, PostgresError)
+
+
 def _settle(group: list[_Write[Any]]) -> None:
     # On the event loop: hand each caller its own outcome (a cancelled caller gets nothing).
     for write in group:
@@ -167,10 +181,11 @@ class UnitOfWorkRunner:
         """PostgreSQL: ``sql`` straight on asyncpg, on a connection of the pool; its rows.
 
         The statement runs in autocommit: it is its own transaction, one round trip. ``None``
-        when it failed in any way: the connection is discarded (it may be broken) and the caller
-        runs its general path through Core, which translates and retries errors as every call
-        does, so a failure here never reaches the caller as such. A cancelled call discards the
-        connection too (it was in the middle of the statement).
+        when it failed in any way: the caller runs its general path through Core, which
+        translates and retries errors as every call does, so a failure here never reaches the
+        caller as such. The connection goes back to the pool after an error the server reported
+        for the statement, and is discarded when it may be broken (lost, closed by the server, or
+        cancelled in the middle of the statement).
         """
         if not self._direct:
             return None
@@ -178,11 +193,14 @@ class UnitOfWorkRunner:
             connection = await self.engine.raw_connection()
         except Exception:
             return None
+        driver = connection.driver_connection
+        assert driver is not None
         try:
-            rows: list[Any] = await connection.driver_connection.fetch(sql, *args)  # type: ignore[union-attr]
+            rows: list[Any] = await driver.fetch(sql, *args)
         except BaseException as exc:
-            # Outside a greenlet the asyncpg adapter terminates the connection without awaiting.
-            connection.invalidate(exc)
+            if _connection_may_be_broken(driver, exc):
+                # Outside a greenlet the asyncpg adapter terminates it without awaiting.
+                connection.invalidate(exc)
             if not isinstance(exc, Exception):
                 raise
             logger.debug("direct statement failed, running the general path: %s", exc)

@@ -65,6 +65,16 @@ def backends(url: str) -> list[tuple[str, str]]:
     return [(str(state), str(query)) for state, query in rows]
 
 
+def backend_pids(url: str) -> list[tuple[int, str]]:
+    """(pid, state) of every other connection to the test database."""
+    with psycopg.connect(plain_url(url), autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT pid, state FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return [(int(pid), str(state)) for pid, state in rows]
+
+
 async def add(store: BotStore, number: int, **extra: Any) -> StoredMessage:
     return await store.add_message(
         CHANNEL,
@@ -182,10 +192,15 @@ async def test_a_failing_direct_read_gives_the_general_paths_error(
         # path reports it as every read would.
         with psycopg.connect(plain_url(url), autocommit=True) as admin:
             admin.execute("DROP TABLE conversations CASCADE")
-        with pytest.raises(SchemaError, match="convostore upgrade"):
-            await store.history(CHANNEL)
-        with pytest.raises(SchemaError, match="convostore upgrade"):
-            await store.history_items(CHANNEL)
+        before = {pid for pid, _ in backend_pids(url)}
+        for _ in range(3):
+            with pytest.raises(SchemaError, match="convostore upgrade"):
+                await store.history(CHANNEL)
+            with pytest.raises(SchemaError, match="convostore upgrade"):
+                await store.history_items(CHANNEL)
+        # An error the server reported leaves the connection usable: it went back to the pool
+        # instead of being replaced on every call.
+        assert before and before <= {pid for pid, _ in backend_pids(url)}
 
 
 async def test_a_cancelled_direct_append_is_stored_whole_or_not_at_all(
