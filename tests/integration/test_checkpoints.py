@@ -8,7 +8,6 @@ import asyncio
 import shutil
 import sqlite3
 import threading
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,20 +22,6 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 # Two rows changed per message (the message, its session): 100 messages make 200 changes, past
 # one request (CHECKPOINT_CHANGES = 128), and about 1,400 WAL pages, short of the writer's backstop.
 MESSAGES = 100
-
-
-@pytest.fixture
-def db_path(tmp_path: Path, sqlite_template: Path) -> Path:
-    path = tmp_path / "conversations.db"
-    shutil.copyfile(sqlite_template, path)
-    return path
-
-
-@pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[BotStore]:
-    config = BotConfig.model_validate({"name": "sage", "storage": {"path": str(db_path)}})
-    async with BotStore.open(config) as opened:
-        yield opened
 
 
 async def add_messages_one_by_one(store: BotStore, count: int) -> None:
@@ -67,44 +52,44 @@ def rows_in_database_file(db_path: Path, copy: Path) -> int:
 
 
 async def test_checkpoint_thread_copies_the_wal_into_the_file(
-    store: BotStore, db_path: Path, tmp_path: Path
+    sqlite_store: BotStore, sqlite_db_path: Path, tmp_path: Path
 ) -> None:
-    runner = store._runner
-    await add_messages_one_by_one(store, MESSAGES)
+    runner = sqlite_store._runner
+    await add_messages_one_by_one(sqlite_store, MESSAGES)
     await checkpoints_done(runner)
     assert runner.checkpoints_run >= 1
     # At least the messages written before the first request are in the file; the writer alone
     # would not have copied any yet (its backstop is far off).
-    assert rows_in_database_file(db_path, tmp_path / "copy.db") >= 64
+    assert rows_in_database_file(sqlite_db_path, tmp_path / "copy.db") >= 64
     # Every message is still read back whole (from the file and the WAL).
-    assert len(await store.history(CHANNEL, limit=MESSAGES)) == MESSAGES
+    assert len(await sqlite_store.history(CHANNEL, limit=MESSAGES)) == MESSAGES
 
 
 async def test_without_the_thread_the_writer_keeps_the_pages_in_the_wal(
-    store: BotStore, db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sqlite_store: BotStore, sqlite_db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The control for the test above: with requests switched off, no row reaches the file at this
     # size, so the rows found there were copied by the checkpoint thread.
     monkeypatch.setattr(unit_of_work, "CHECKPOINT_CHANGES", 10**9)
-    await add_messages_one_by_one(store, MESSAGES)
-    await checkpoints_done(store._runner)
-    assert store._runner.checkpoints_run == 0
-    assert rows_in_database_file(db_path, tmp_path / "copy.db") == 0
-    assert len(await store.history(CHANNEL, limit=MESSAGES)) == MESSAGES
+    await add_messages_one_by_one(sqlite_store, MESSAGES)
+    await checkpoints_done(sqlite_store._runner)
+    assert sqlite_store._runner.checkpoints_run == 0
+    assert rows_in_database_file(sqlite_db_path, tmp_path / "copy.db") == 0
+    assert len(await sqlite_store.history(CHANNEL, limit=MESSAGES)) == MESSAGES
 
 
-async def test_writer_backstop_bounds_the_wal(store: BotStore) -> None:
+async def test_writer_backstop_bounds_the_wal(sqlite_store: BotStore) -> None:
     def setting(connection: Connection) -> int:
         driver = connection.connection.driver_connection
         assert isinstance(driver, sqlite3.Connection)
         value: int = driver.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
         return value
 
-    assert await store._runner.write(setting) == WRITER_AUTOCHECKPOINT_PAGES
+    assert await sqlite_store._runner.write(setting) == WRITER_AUTOCHECKPOINT_PAGES
 
 
-async def test_checkpoint_thread_ends_with_the_store(db_path: Path) -> None:
-    config = BotConfig.model_validate({"name": "sage", "storage": {"path": str(db_path)}})
+async def test_checkpoint_thread_ends_with_the_store(sqlite_db_path: Path) -> None:
+    config = BotConfig.model_validate({"name": "sage", "storage": {"path": str(sqlite_db_path)}})
     async with BotStore.open(config) as store:
         await add_messages_one_by_one(store, MESSAGES)
         await checkpoints_done(store._runner)
@@ -119,4 +104,5 @@ async def test_checkpoint_thread_ends_with_the_store(db_path: Path) -> None:
         thread.join(timeout=10)
         assert not thread.is_alive()
     # Closed cleanly: the last connection folded the WAL into the file.
-    assert rows_in_database_file(db_path, db_path.with_name("after-close.db")) == MESSAGES
+    after_close = sqlite_db_path.with_name("after-close.db")
+    assert rows_in_database_file(sqlite_db_path, after_close) == MESSAGES

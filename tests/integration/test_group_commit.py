@@ -4,9 +4,8 @@ never wait behind writes; a cancelled write is stored whole or not at all."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,17 +22,13 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture
-def db_path(tmp_path: Path, sqlite_template: Path) -> Path:
-    path = tmp_path / "conversations.db"
-    shutil.copyfile(sqlite_template, path)
-    return path
+def db_path(sqlite_db_path: Path) -> Path:
+    return sqlite_db_path
 
 
 @pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[BotStore]:
-    config = BotConfig.model_validate({"name": "sage", "storage": {"path": str(db_path)}})
-    async with BotStore.open(config) as opened:
-        yield opened
+def store(sqlite_store: BotStore) -> BotStore:
+    return sqlite_store
 
 
 @contextmanager

@@ -55,24 +55,14 @@ def core_statements(store: BotStore) -> Iterator[list[str]]:
         event.remove(store.engine.sync_engine, "before_cursor_execute", count)
 
 
-def backends(url: str) -> list[tuple[str, str]]:
-    """(state, last statement) of every other connection to the test database."""
+def backends(url: str) -> list[tuple[int, str, str]]:
+    """(pid, state, last statement) of every other connection to the test database."""
     with psycopg.connect(plain_url(url), autocommit=True) as admin:
         rows = admin.execute(
-            "SELECT state, query FROM pg_stat_activity "
+            "SELECT pid, state, query FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         ).fetchall()
-    return [(str(state), str(query)) for state, query in rows]
-
-
-def backend_pids(url: str) -> list[tuple[int, str]]:
-    """(pid, state) of every other connection to the test database."""
-    with psycopg.connect(plain_url(url), autocommit=True) as admin:
-        rows = admin.execute(
-            "SELECT pid, state FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        ).fetchall()
-    return [(int(pid), str(state)) for pid, state in rows]
+    return [(int(pid), str(state), str(query)) for pid, state, query in rows]
 
 
 async def add(store: BotStore, number: int, **extra: Any) -> StoredMessage:
@@ -99,7 +89,7 @@ async def test_common_append_is_one_statement_in_autocommit(
     assert statements == []
     assert any(
         state == "idle" and query.lstrip().startswith("WITH open_session")
-        for state, query in backends(pg_template_url)
+        for _, state, query in backends(pg_template_url)
     )
     session = await store.current_session(CHANNEL)
     assert session is not None and stored.session_id == session.session_id
@@ -192,7 +182,7 @@ async def test_a_failing_direct_read_gives_the_general_paths_error(
         # path reports it as every read would.
         with psycopg.connect(plain_url(url), autocommit=True) as admin:
             admin.execute("DROP TABLE conversations CASCADE")
-        before = {pid for pid, _ in backend_pids(url)}
+        before = {pid for pid, _, _ in backends(url)}
         for _ in range(3):
             with pytest.raises(SchemaError, match="convostore upgrade"):
                 await store.history(CHANNEL)
@@ -200,7 +190,7 @@ async def test_a_failing_direct_read_gives_the_general_paths_error(
                 await store.history_items(CHANNEL)
         # An error the server reported leaves the connection usable: it went back to the pool
         # instead of being replaced on every call.
-        assert before and before <= {pid for pid, _ in backend_pids(url)}
+        assert before and before <= {pid for pid, _, _ in backends(url)}
 
 
 async def test_a_cancelled_direct_append_is_stored_whole_or_not_at_all(
