@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Boolean
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Executable
 
@@ -62,16 +62,25 @@ _Slot = tuple[
 
 
 @cache
-def _compiled(
-    statement: Executable, keys: tuple[str, ...]
+def compiled_positional(
+    statement: Executable,
+    keys: tuple[str, ...],
+    dialect: Dialect,
+    converter: Callable[[Any], _Convert],
 ) -> tuple[str, tuple[_Given, ...], tuple[_Slot, ...]]:
-    compiled = statement.compile(dialect=_DIALECT, column_keys=list(keys))  # type: ignore[attr-defined]
+    """``statement`` compiled for ``dialect`` (a positional paramstyle) with parameters ``keys``.
+
+    Its SQL, the caller's parameters with the conversion ``converter`` gives each one's type,
+    and per placeholder where its value comes from (see :func:`bound_values`). Also used for
+    asyncpg by :mod:`convostore.repositories.pg_driver`.
+    """
+    compiled = statement.compile(dialect=dialect, column_keys=list(keys))  # type: ignore[attr-defined]
     given: dict[str, int] = {}
     conversions: list[_Given] = []
     slots: list[_Slot] = []
     for name in compiled.positiontup or ():
         bind = compiled.binds[name]
-        convert = _converter(bind.type)
+        convert = converter(bind.type)
         if name in keys:
             if name not in given:  # a parameter used twice is converted once
                 given[name] = len(conversions)
@@ -86,15 +95,24 @@ def _compiled(
     return compiled.string, tuple(conversions), tuple(slots)
 
 
+def bound_values(
+    conversions: tuple[_Given, ...], slots: tuple[_Slot, ...], params: Mapping[str, Any]
+) -> tuple[Any, ...]:
+    """The values of a :func:`compiled_positional` statement's placeholders, in order."""
+    converted = [
+        params[name] if convert is None else convert(params[name]) for name, convert in conversions
+    ]
+    return tuple(converted[i] if i >= 0 else constant for i, constant in slots)
+
+
 def execute(
     connection: Connection, statement: Executable, params: Mapping[str, Any]
 ) -> sqlite3.Cursor:
     """Run ``statement`` with ``params`` on ``connection``'s pysqlite connection."""
-    sql, conversions, slots = _compiled(statement, tuple(sorted(params)))
-    converted = [
-        params[name] if convert is None else convert(params[name]) for name, convert in conversions
-    ]
-    values = tuple(converted[i] if i >= 0 else constant for i, constant in slots)
+    sql, conversions, slots = compiled_positional(
+        statement, tuple(sorted(params)), _DIALECT, _converter
+    )
+    values = bound_values(conversions, slots, params)
     driver = connection.connection.driver_connection
     try:
         return driver.execute(sql, values)  # type: ignore[union-attr,no-any-return]

@@ -12,39 +12,25 @@ goes through its column type's bind processing for that dialect, as Core would s
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from functools import cache
 from typing import Any
 
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.sql import Executable
 
+from convostore.repositories.driver import bound_values, compiled_positional
+
 _DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
-_Process = Callable[[Any], Any] | None
-# Per placeholder ($1, $2, …): the caller's parameter and its processing, or a constant.
-_Slot = tuple[str | None, _Process, Any]
 
 
-@cache
-def _compiled(statement: Executable, keys: tuple[str, ...]) -> tuple[str, tuple[_Slot, ...]]:
-    compiled = statement.compile(dialect=_DIALECT, column_keys=list(keys))  # type: ignore[attr-defined]
-    slots: list[_Slot] = []
-    for name in compiled.positiontup or ():
-        bind = compiled.binds[name]
-        process = bind.type.dialect_impl(_DIALECT).bind_processor(_DIALECT)
-        if name in keys:
-            slots.append((name, process, None))
-        else:
-            # Literals of the statement itself (``message_count + 1``) are bound parameters too.
-            constant = bind.effective_value
-            slots.append((None, None, constant if process is None else process(constant)))
-    return compiled.string, tuple(slots)
+def _bind_processor(type_: Any) -> Callable[[Any], Any] | None:
+    # What Core does to a value of this type before handing it to asyncpg.
+    processor: Callable[[Any], Any] | None = type_.dialect_impl(_DIALECT).bind_processor(_DIALECT)
+    return processor
 
 
-def statement_args(statement: Executable, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+def statement_args(statement: Executable, params: Mapping[str, Any]) -> tuple[str, tuple[Any, ...]]:
     """``statement`` as SQL for asyncpg and its arguments from ``params``, in placeholder order."""
-    sql, slots = _compiled(statement, tuple(sorted(params)))
-    args = [
-        constant if name is None else params[name] if process is None else process(params[name])
-        for name, process, constant in slots
-    ]
-    return sql, args
+    sql, conversions, slots = compiled_positional(
+        statement, tuple(sorted(params)), _DIALECT, _bind_processor
+    )
+    return sql, bound_values(conversions, slots, params)
