@@ -118,8 +118,8 @@ def newest_driver_params(
 
 
 # What BotStore.history_items reads: the fields of HistoryItem, in its order.
-_ITEM_COLUMNS = (_T.c.message_id, _T.c.role, _T.c.content, _T.c.metadata)
-ITEM_SELECT = "SELECT message_id, role, content, metadata FROM conversations"
+_ITEM_COLUMNS = tuple(_T.c[name] for name in HistoryItem._fields)
+ITEM_SELECT = f"SELECT {', '.join(HistoryItem._fields)} FROM conversations"
 
 
 def _by_message_ids(dialect: str, *columns: ColumnElement[Any]) -> Select[Any]:
