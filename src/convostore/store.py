@@ -54,7 +54,12 @@ from convostore.repositories.messages import (
     newest_driver_params,
     newest_driver_sql,
 )
-from convostore.repositories.rows import NewMessage, messages_from_asyncpg_rows, new_message
+from convostore.repositories.rows import (
+    DRIVER_SELECT,
+    NewMessage,
+    messages_from_asyncpg_rows,
+    new_message,
+)
 from convostore.repositories.search import SearchRepository
 from convostore.repositories.sessions import APPEND_TO_OPEN, append_to_open_params
 from convostore.schema import check_schema
@@ -830,12 +835,7 @@ class BotStore:
                 channel.id, count, user_id=user
             )
 
-        found = None
-        if self._postgresql:
-            found = await self._runner.fetch_direct(
-                newest_driver_sql(by_user=user is not None, select_sql=ITEM_SELECT, numbered=True),
-                newest_driver_params(self.bot_name, channel.id, count, user, None),
-            )
+        found = await self._newest_direct(channel, count, user, None, select_sql=ITEM_SELECT)
         if found is not None:
             # asyncpg hands JSON decoded, a fresh object per row.
             items = [HistoryItem(*row) for row in found]
@@ -863,14 +863,7 @@ class BotStore:
                 channel.id, count, user_id=user, session_id=session_id
             )
 
-        found = None
-        if self._postgresql:
-            # One statement straight on asyncpg; the general path if it fails (see fetch_direct).
-            sql = newest_driver_sql(
-                by_user=user is not None, by_session=session_id is not None, numbered=True
-            )
-            params = newest_driver_params(self.bot_name, channel.id, count, user, session_id)
-            found = await self._runner.fetch_direct(sql, params)
+        found = await self._newest_direct(channel, count, user, session_id)
         if found is not None:
             rows = messages_from_asyncpg_rows(found, self.bot_name, channel.id)
         else:
@@ -878,6 +871,29 @@ class BotStore:
         if not rows and session_id is None and self.config.legacy.read_fallback:
             return await self._legacy_newest(channel, count, user)
         return rows
+
+    async def _newest_direct(
+        self,
+        channel: ChannelInfo,
+        count: int,
+        user: str | None,
+        session_id: str | None,
+        *,
+        select_sql: str = DRIVER_SELECT,
+    ) -> list[Any] | None:
+        """PostgreSQL: the rows of the newest-messages read (``select_sql``'s columns), newest
+        first, as one statement straight on asyncpg; ``None``: run the general path (SQLite, or
+        the statement failed, see ``fetch_direct``)."""
+        if not self._postgresql:
+            return None
+        sql = newest_driver_sql(
+            by_user=user is not None,
+            by_session=session_id is not None,
+            select_sql=select_sql,
+            numbered=True,
+        )
+        params = newest_driver_params(self.bot_name, channel.id, count, user, session_id)
+        return await self._runner.fetch_direct(sql, params)
 
     async def _legacy_newest(
         self, channel: ChannelInfo, count: int, user: str | None
