@@ -8,7 +8,6 @@ import asyncio
 import shutil
 import sqlite3
 import threading
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,9 +15,9 @@ from sqlalchemy.engine import Connection
 
 from convostore import BotConfig, BotStore, ChannelInfo, unit_of_work
 from convostore.unit_of_work import WRITER_AUTOCHECKPOINT_PAGES, UnitOfWorkRunner
+from tests.helpers.rows import add
 
 CHANNEL = ChannelInfo.channel(channel_id=1, name="general")
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
 # Two rows changed per message (the message, its session): 100 messages make 200 changes, past
 # one request (CHECKPOINT_CHANGES = 128), and about 1,400 WAL pages, short of the writer's backstop.
 MESSAGES = 100
@@ -26,15 +25,7 @@ MESSAGES = 100
 
 async def add_messages_one_by_one(store: BotStore, count: int) -> None:
     for number in range(count):
-        await store.add_message(
-            CHANNEL,
-            user_id=7,
-            username="ann",
-            role="user",
-            content=f"message {number}",
-            message_id=1000 + number,
-            timestamp=T0 + timedelta(seconds=number),
-        )
+        await add(store, CHANNEL, number / 60, f"message {number}")  # a second apart
 
 
 async def checkpoints_done(runner: UnitOfWorkRunner) -> None:
