@@ -47,7 +47,7 @@ from convostore.records import (
     StoredMessage,
 )
 from convostore.repositories import MessageRepository, SessionRepository, pg_driver
-from convostore.repositories.backfill import store_batch
+from convostore.repositories.backfill import ANALYZE_SESSIONS, sessions_analyze_due, store_batch
 from convostore.repositories.lifecycle import LifecycleRepository
 from convostore.repositories.messages import (
     ITEM_SELECT,
@@ -641,17 +641,22 @@ class BotStore:
         storage = self.config.storage
         records: dict[str, StoredMessage] = {}
         unique = list({new.message_id: new for new in reversed(batch)}.values())[::-1]
+        created_since_analyze = 0
         for start in range(0, len(unique), BACKFILL_BATCH):
             part = unique[start : start + BACKFILL_BATCH]
 
-            def work(connection: Connection, part: list[NewMessage] = part) -> list[StoredMessage]:
+            def work(
+                connection: Connection,
+                part: list[NewMessage] = part,
+                since: int = created_since_analyze,
+            ) -> tuple[list[StoredMessage], int, bool]:
                 messages = MessageRepository(connection, self.bot_name)
                 known = messages.stored_ids([new.message_id for new in part])
                 # Full records only for the ids stored before (a rerun), not on a first backfill.
                 stored = messages.by_message_ids(sorted(known)) if known else []
                 fresh = [new for new in part if new.message_id not in known]
                 with _collector_paused():
-                    return stored + store_batch(
+                    stored_batch = store_batch(
                         connection,
                         self.bot_name,
                         channel.id,
@@ -659,8 +664,17 @@ class BotStore:
                         gap=storage.session_gap,
                         timeout=storage.session_timeout,
                     )
+                created = stored_batch.sessions_created
+                analyze = self._postgresql and sessions_analyze_due(connection, since + created)
+                return stored + stored_batch.records, created, analyze
 
-            for record in await self._write(work):
+            stored, created, analyze = await self._write(work)
+            created_since_analyze += created
+            # Outside the batch's transaction (ANALYZE holds its lock until commit); a failure
+            # (e.g. a role that does not own the table) leaves the statistics to autovacuum.
+            if analyze and await self._runner.fetch_direct(ANALYZE_SESSIONS, []) is not None:
+                created_since_analyze = 0
+            for record in stored:
                 records[record.message_id] = record
         return [records[new.message_id] for new in batch]
 
