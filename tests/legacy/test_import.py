@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine, make_url
 
 from convostore.cli import main
 from convostore.legacy.rules import synthetic_message_id
-from tests.conftest import alembic_config
+from tests.conftest import _truncate, alembic_config
 from tests.helpers.rows import query, sync_url
 from tests.legacy.tree import (
     BIG,
@@ -423,3 +423,36 @@ def test_sigterm_during_an_import_leaves_no_staging_files(
     assert process.returncode == 128 + signal.SIGTERM
     assert "terminated" in err and "Traceback" not in err
     assert list(scratch.iterdir()) == []
+
+
+@pytest.fixture
+def pg_configs(tmp_path: Path, pg_template_url: str, tree: Path) -> Path:
+    _truncate(pg_template_url)
+    return write_configs(tmp_path / "pg-bots", pg_template_url, tree, sage={}, spark={})
+
+
+def test_postgresql_import_sends_a_flush_of_messages_as_one_statement(
+    pg_configs: Path, pg_template_url: str
+) -> None:
+    """One INSERT of arrays per flush (Core's executemany ran it once per row on the server), and
+    a record without metadata stored as JSON null, as Core's JSON type stored it before."""
+    inserts: list[bool] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, _params: Any, _ctx: Any, many: bool) -> None:
+        if statement.startswith("INSERT INTO conversations"):
+            inserts.append(many)
+
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        assert migrate(pg_configs) == 0
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+    channels = query(pg_template_url, "SELECT count(DISTINCT (bot_name, channel_id)) FROM sessions")
+    assert inserts and not any(inserts)
+    assert len(inserts) <= channels[0][0]
+    stored = query(
+        pg_template_url,
+        "SELECT count(*) FILTER (WHERE metadata IS NULL),"
+        " count(*) FILTER (WHERE metadata::text = 'null'), count(*) FROM conversations",
+    )
+    assert stored[0][0] == 0 and 0 < stored[0][1] < stored[0][2]

@@ -7,14 +7,13 @@ sessions complete.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Integer, Text, select
+from sqlalchemy import JSON, Boolean, Integer, Text, select, text
 from sqlalchemy import column as sa_column
 from sqlalchemy import table as sa_table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -98,6 +97,19 @@ _SESSION_COLUMNS = (
 )
 
 
+# PostgreSQL: a flush's messages in one statement, one array per column, the rows made by unnest
+# (Core's executemany ran the INSERT once per row: 13.4 s of server time per 100,000 rows against
+# 8.4 s). Metadata goes as the staged JSON text, the text Core's JSON type would send for it, and
+# a record without metadata as JSON null, as Core sends None.
+_PG_COLUMN_TYPES = {"timestamp": "timestamptz", "metadata": "json"}
+_JSON_NULL = "null"
+_PG_INSERT_MESSAGES = text(
+    f"INSERT INTO conversations ({', '.join(_MESSAGE_COLUMNS)}) SELECT * FROM unnest("
+    + ", ".join(f"CAST(:{c} AS {_PG_COLUMN_TYPES.get(c, 'text')}[])" for c in _MESSAGE_COLUMNS)
+    + ") ON CONFLICT DO NOTHING"
+)
+
+
 def _raw_insert(table: str, columns: Sequence[str]) -> str:
     marks = ", ".join("?" * len(columns))
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) ON CONFLICT DO NOTHING"
@@ -118,8 +130,9 @@ class Writer:
 
     On SQLite the rows go to the driver as tuples, with timestamps and JSON already in the text
     form SQLAlchemy's types store there (the staging file holds them so): converting a million
-    values to Python objects and back was the largest cost of the import. PostgreSQL gets typed
-    values through Core.
+    values to Python objects and back was the largest cost of the import. PostgreSQL gets each
+    flush's messages as one statement of arrays (:data:`_PG_INSERT_MESSAGES`), the sessions
+    through Core.
     """
 
     def __init__(
@@ -143,7 +156,6 @@ class Writer:
         self.sessions: list[tuple[Any, ...]] = []
         self.sqlite = connection.dialect.name == "sqlite"
         insert = sqlite_insert if self.sqlite else pg_insert
-        self.insert_messages = insert(_conversations).on_conflict_do_nothing()
         self.insert_sessions = insert(_sessions).on_conflict_do_nothing()
 
     def _exists(self, table: TableClause, bot: str) -> bool:
@@ -225,8 +237,6 @@ class Writer:
             current.last_activity = at
             current.last = stamp
             current.count += 1
-            if not sqlite and metadata is not None:
-                metadata = json.loads(metadata)
             open_messages.append(
                 (
                     bot,
@@ -287,10 +297,15 @@ class Writer:
                         [dict(zip(_SESSION_COLUMNS, s, strict=True)) for s in self.sessions],
                     )
                 if self.messages:
-                    self.connection.execute(
-                        self.insert_messages,
-                        [dict(zip(_MESSAGE_COLUMNS, m, strict=True)) for m in self.messages],
-                    )
+                    columns = zip(*self.messages, strict=True)
+                    params = {
+                        name: list(values)
+                        for name, values in zip(_MESSAGE_COLUMNS, columns, strict=True)
+                    }
+                    params["metadata"] = [
+                        _JSON_NULL if m is None else m for m in params["metadata"]
+                    ]
+                    self.connection.execute(_PG_INSERT_MESSAGES, params)
         self.pending += len(self.messages)
         self.sessions = []
         self.messages = []
