@@ -670,8 +670,9 @@ class BotStore:
 
             stored, created, analyze = await self._write(work)
             created_since_analyze += created
-            # Outside the batch's transaction (ANALYZE holds its lock until commit); a failure
-            # (e.g. a role that does not own the table) leaves the statistics to autovacuum.
+            # Outside the batch's transaction (ANALYZE holds its lock until commit). A failure
+            # leaves the statistics to autovacuum; so does a role that does not own the table
+            # (PostgreSQL only warns).
             if analyze and await self._runner.fetch_direct(ANALYZE_SESSIONS, []) is not None:
                 created_since_analyze = 0
             for record in stored:

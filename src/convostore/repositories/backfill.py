@@ -168,7 +168,7 @@ class StoredBatch(NamedTuple):
 # round, a minute or more later) the planner ties idx_sessions_bot_channel with the unique index
 # and takes the former, which reads every session of the channel for every message. A backfill
 # that cuts its channel into hundreds of sessions then spent most of its time in those checks
-# (measured: 12.6-14.3 s for 100,000 messages, 8.3 s with statistics). The store analyzes
+# (measured: 13.4-14.1 s for 100,000 messages, 8.5-8.9 s with statistics). The store analyzes
 # `sessions` after a batch once the sessions it created since reach autovacuum's default
 # threshold (50 rows plus 10 % of the table), without waiting for autovacuum.
 ANALYZE_THRESHOLD = 50
