@@ -49,6 +49,7 @@ from typing import Any, Generic, TypeVar, cast
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
 from convostore.engine import (
@@ -123,6 +124,10 @@ class UnitOfWorkRunner:
         self._direct = self._autocommit_reads and engine.dialect.driver == "asyncpg"
         self._sync: Engine | None = None
         self._sync_reader: Engine | None = None
+        # PostgreSQL: the pool connection kept for fetch_direct, and whether a statement runs on it.
+        self._held: PoolProxiedConnection | None = None
+        self._held_busy = False
+        self._closing = False
         # Each worker thread keeps one connection, used by that thread only: checking a pooled
         # one out and back in for every call cost about 10 % of a history read.
         self._read_connection: Connection | None = None
@@ -183,33 +188,65 @@ class UnitOfWorkRunner:
         The statement runs in autocommit: it is its own transaction, one round trip. ``None``
         when it failed in any way: the caller runs its general path through Core, which
         translates and retries errors as every call does, so a failure here never reaches the
-        caller as such. The connection goes back to the pool after an error the server reported
-        for the statement, and is discarded when it may be broken (lost, closed by the server, or
-        cancelled in the middle of the statement).
+        caller as such. After an error the server reported for the statement the connection stays
+        in use; it is discarded when it may be broken (lost, closed by the server, or cancelled in
+        the middle of the statement).
+
+        The runner keeps one connection of the pool checked out for these statements: a call
+        that finds it idle runs on it, with no checkout and check-in (about a sixth of a history
+        read). A call that comes while another statement runs on it checks one out of the pool as
+        usual and returns it afterwards.
         """
         if not self._direct:
             return None
+        if self._held is None or self._held_busy:
+            try:
+                connection = await self.engine.raw_connection()
+            except Exception:
+                return None
+            # Checked again after the await: another call may have kept one meanwhile.
+            if self._held is not None or self._closing:
+                return await self._fetch_on(connection, sql, args, keep=False)
+            self._held = connection  # kept for the next calls, this one included
+        held = self._held
+        self._held_busy = True
         try:
-            connection = await self.engine.raw_connection()
-        except Exception:
-            return None
+            return await self._fetch_on(held, sql, args, keep=True)
+        finally:
+            self._held_busy = False
+
+    async def _fetch_on(
+        self, connection: PoolProxiedConnection, sql: str, args: Sequence[Any], *, keep: bool
+    ) -> list[Any] | None:
         driver = connection.driver_connection
         assert driver is not None
+        release = not keep
         try:
             rows: list[Any] = await driver.fetch(sql, *args)
         except BaseException as exc:
             if _connection_may_be_broken(driver, exc):
                 # Outside a greenlet the asyncpg adapter terminates it without awaiting.
                 connection.invalidate(exc)
+                if keep:
+                    self._held = None
+                    release = True
             if not isinstance(exc, Exception):
                 raise
             logger.debug("direct statement failed, running the general path: %s", exc)
             return None
         finally:
-            # Checked in as the async engine does, in a greenlet (the pool may close a surplus
-            # connection, which awaits).
-            await greenlet_spawn(connection.close)
+            if release:
+                # Checked in as the async engine does, in a greenlet (the pool may close a
+                # surplus connection, which awaits).
+                await greenlet_spawn(connection.close)
         return rows
+
+    async def _release_held(self) -> None:
+        """Return the connection kept for direct statements to the pool (the store closes)."""
+        self._closing = True
+        held, self._held = self._held, None
+        if held is not None:
+            await greenlet_spawn(held.close)
 
     async def read(self, work: Callable[[Connection], _T]) -> _T:
         """Run ``work``, which must read with a single statement (on SQLite it gets no BEGIN)."""
@@ -390,6 +427,7 @@ class UnitOfWorkRunner:
 
     async def close(self) -> None:
         """Finish the queued writes, release the threads and the synchronous engine."""
+        await self._release_held()
         loop = asyncio.get_running_loop()
         if self._writer is not None:
             # Queued after any drain in progress: the writes already accepted are written first.

@@ -214,3 +214,82 @@ async def test_a_cancelled_direct_append_is_stored_whole_or_not_at_all(
     assert [m.message_id for m in history] == ["1", "2"] and history[-1] == stored
     session = await store.current_session(CHANNEL)
     assert session is not None and session.message_count == 2
+
+
+@contextmanager
+def pool_checkouts(store: BotStore) -> Iterator[list[int]]:
+    """One entry per connection checked out of the store's pool meanwhile."""
+    seen: list[int] = []
+
+    def count(*_: Any) -> None:
+        seen.append(1)
+
+    event.listen(store.engine.sync_engine.pool, "checkout", count)
+    try:
+        yield seen
+    finally:
+        event.remove(store.engine.sync_engine.pool, "checkout", count)
+
+
+async def backend_pid(store: BotStore) -> int:
+    rows = await store._runner.fetch_direct("SELECT pg_backend_pid()", [])
+    assert rows is not None
+    return int(rows[0][0])
+
+
+async def test_direct_statements_one_after_another_use_one_kept_connection(
+    store: BotStore,
+) -> None:
+    for number in range(1, 6):
+        await add(store, number)
+    pid = await backend_pid(store)
+    with pool_checkouts(store) as checkouts, core_statements(store) as statements:
+        for number in range(6, 26):
+            await add(store, number)
+            assert len(await store.history(CHANNEL, limit=5)) == 5
+            assert len(await store.history_items(CHANNEL, limit=5)) == 5
+    assert statements == [] and checkouts == []
+    assert await backend_pid(store) == pid
+
+
+async def test_concurrent_direct_statements_take_other_connections_of_the_pool(
+    store: BotStore,
+) -> None:
+    for number in range(1, 6):
+        await add(store, number)
+    with pool_checkouts(store) as checkouts, core_statements(store) as statements:
+        reads = await asyncio.gather(*(store.history(CHANNEL) for _ in range(20)))
+    # None failed over to Core ("another operation is in progress" would have): the calls that
+    # found the kept connection busy ran on connections checked out for them.
+    assert statements == []
+    assert checkouts
+    assert all([m.message_id for m in read] == ["1", "2", "3", "4", "5"] for read in reads)
+    assert store.engine.sync_engine.pool.checkedout() == 1  # only the kept one stays out
+
+
+async def test_a_dropped_kept_connection_is_replaced(store: BotStore, pg_template_url: str) -> None:
+    await add(store, 1)
+    pid = await backend_pid(store)
+    with psycopg.connect(plain_url(pg_template_url), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    # The kept connection is dead: the read runs through Core, the connection is discarded.
+    assert [m.message_id for m in await store.history(CHANNEL)] == ["1"]
+    replacement = await backend_pid(store)
+    assert replacement != pid
+    with core_statements(store) as statements:
+        assert [m.message_id for m in await store.history(CHANNEL)] == ["1"]
+    assert statements == [] and await backend_pid(store) == replacement
+
+
+async def test_closing_the_store_returns_the_kept_connection(pg_template_url: str) -> None:
+    _truncate(pg_template_url)
+    config = BotConfig.model_validate(
+        {"name": "sage", "storage": {"type": "postgresql", "url": pg_template_url}}
+    )
+    async with BotStore.open(config) as store:
+        await add(store, 1)
+        assert await store.history(CHANNEL)
+        pool = store.engine.sync_engine.pool
+        assert pool.checkedout() == 1
+        await store._runner.close()
+        assert pool.checkedout() == 0
