@@ -13,7 +13,7 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Integer, Text, select, text
+from sqlalchemy import JSON, Boolean, Integer, Text, select
 from sqlalchemy import column as sa_column
 from sqlalchemy import table as sa_table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -26,6 +26,7 @@ from convostore.legacy.report import ImportProgress, ImportReport
 from convostore.legacy.rules import CHANNEL_TYPE, SOURCE
 from convostore.legacy.stage import Stage, StagedRow
 from convostore.models import UTCDateTime
+from convostore.repositories.pg_driver import unnest_insert
 from convostore.sessions import base_session_id, fits_session, unique_session_id
 
 _BATCH = 5000
@@ -97,16 +98,13 @@ _SESSION_COLUMNS = (
 )
 
 
-# PostgreSQL: a flush's messages in one statement, one array per column, the rows made by unnest
-# (Core's executemany ran the INSERT once per row: 13.4 s of server time per 100,000 rows against
-# 8.4 s). Metadata goes as the staged JSON text, the text Core's JSON type would send for it, and
-# a record without metadata as JSON null, as Core sends None.
-_PG_COLUMN_TYPES = {"timestamp": "timestamptz", "metadata": "json"}
+# PostgreSQL: a flush's messages in one statement, one array per column (Core's executemany ran
+# the INSERT once per row: 13.4 s of server time per 100,000 rows against 8.4 s). Metadata goes as
+# the staged JSON text, the text Core's JSON type would send for it, and a record without metadata
+# as JSON null, as Core sends None.
 _JSON_NULL = "null"
-_PG_INSERT_MESSAGES = text(
-    f"INSERT INTO conversations ({', '.join(_MESSAGE_COLUMNS)}) SELECT * FROM unnest("
-    + ", ".join(f"CAST(:{c} AS {_PG_COLUMN_TYPES.get(c, 'text')}[])" for c in _MESSAGE_COLUMNS)
-    + ") ON CONFLICT DO NOTHING"
+_PG_INSERT_MESSAGES = unnest_insert(
+    _conversations, _MESSAGE_COLUMNS, suffix="ON CONFLICT DO NOTHING"
 )
 
 

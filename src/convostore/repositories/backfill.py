@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 
 from convostore.models import ChatSessionModel, ConversationModel
 from convostore.records import StoredMessage
+from convostore.repositories.pg_driver import unnest_insert
 from convostore.repositories.rows import (
     NEW_MESSAGE_FIELDS,
     NewMessage,
@@ -118,22 +119,9 @@ def _insert_pysqlite(
     return ids
 
 
-# PostgreSQL: one statement per batch, each column sent as one array (asyncpg encodes arrays in
-# binary), the rows made by unnest; a Core executemany costs a round of parameter processing per
-# row. The ids come back from RETURNING.
-_PG_ARRAY_TYPES = {
-    "timestamp": "timestamptz",
-    "edited_at": "timestamptz",
-    "metadata": "json",
-    "attachments": "json",
-    "author_is_bot": "boolean",
-}
-_PG_INSERT = text(
-    f"INSERT INTO conversations ({_COLUMNS}) SELECT CAST(:bot_name AS text), * FROM unnest("
-    + ", ".join(
-        f"CAST(:{field} AS {_PG_ARRAY_TYPES.get(field, 'text')}[])" for field in NEW_MESSAGE_FIELDS
-    )
-    + ") RETURNING message_id, id"
+# PostgreSQL: one statement per batch, each column one array; the ids come back from RETURNING.
+_PG_INSERT = unnest_insert(
+    _C, NEW_MESSAGE_FIELDS, scalars=("bot_name",), suffix="RETURNING message_id, id"
 )
 
 
