@@ -86,6 +86,11 @@ def sync_url(url: str) -> str:
     return parsed.set(drivername=driver).render_as_string(hide_password=False)
 
 
+def plain_url(url: str) -> str:
+    """A PostgreSQL test URL as libpq takes it (for psycopg.connect)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def query(url: str, sql: str, **params: Any) -> list[tuple[Any, ...]]:
     engine = create_engine(sync_url(url))
     try:

@@ -17,11 +17,11 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy.engine import make_url
 
 from convostore import BotConfig, BotStore, ChannelInfo
 from convostore.repositories import backfill
 from tests.conftest import PostgresDatabases, upgrade
+from tests.helpers.rows import plain_url
 
 CHANNEL = ChannelInfo.channel(channel_id=5, name="general")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -31,10 +31,6 @@ FK_LOOKUP = (
     "PREPARE fk_lookup(text, text, text) AS SELECT 1 FROM ONLY sessions x"
     " WHERE bot_name = $1 AND channel_id = $2 AND session_id = $3 FOR KEY SHARE OF x"
 )
-
-
-def plain_url(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 @pytest.fixture

@@ -15,19 +15,16 @@ from typing import Any
 import psycopg
 import pytest
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection
 
 from convostore import BotConfig, BotStore, ChannelInfo, SchemaError
 from convostore.records import HistoryItem, StoredMessage
 from convostore.repositories import MessageRepository
 from tests.conftest import PostgresDatabases, _truncate, upgrade
+from tests.helpers.rows import plain_url
 
 CHANNEL = ChannelInfo.channel(channel_id=5, name="general")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def plain_url(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 
 from convostore.ops.backup import verify_sqlite
 from tests.conftest import ROOT, PostgresDatabases
+from tests.helpers.rows import plain_url
 
 FAILING_REVISION = '''"""Fails midway, after changing schema and data."""
 import sqlalchemy as sa
@@ -74,10 +75,6 @@ def alembic_config(ini: Path, url: str) -> Config:
     return cfg
 
 
-def plain(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(False)
-
-
 CONTENTS = "SELECT message_id, content FROM conversations ORDER BY id"
 
 
@@ -90,7 +87,7 @@ def snapshot(backend: str, url: str) -> tuple[object, ...]:
                 [r[1] for r in conn.execute("PRAGMA table_info(sessions)")],
                 conn.execute(CONTENTS).fetchall(),
             )
-    with psycopg.connect(plain(url)) as conn:
+    with psycopg.connect(plain_url(url)) as conn:
         return (
             conn.execute("SELECT version_num FROM alembic_version").fetchall(),
             [
@@ -121,7 +118,7 @@ def add_messages(backend: str, url: str, count: int) -> None:
             conn.execute(session.format(true=1))
             conn.executemany(message.format(mark="?"), [(f"m{i}",) for i in range(count)])
         return
-    with psycopg.connect(plain(url)) as conn:
+    with psycopg.connect(plain_url(url)) as conn:
         conn.execute(session.format(true="true"))
         with conn.cursor() as cursor:
             cursor.executemany(message.format(mark="%s"), [(f"m{i}",) for i in range(count)])
