@@ -21,12 +21,12 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.expression import TableClause
 
+from convostore.bulk_insert import unnest_insert
 from convostore.config import BotConfig
 from convostore.legacy.report import ImportProgress, ImportReport
 from convostore.legacy.rules import CHANNEL_TYPE, SOURCE
 from convostore.legacy.stage import Stage, StagedRow
 from convostore.models import UTCDateTime
-from convostore.repositories.pg_driver import unnest_insert
 from convostore.sessions import base_session_id, fits_session, unique_session_id
 
 _BATCH = 5000

@@ -23,9 +23,9 @@ from sqlalchemy import Table, bindparam, delete, insert, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
+from convostore.bulk_insert import unnest_insert
 from convostore.models import ChatSessionModel, ConversationModel
 from convostore.records import StoredMessage
-from convostore.repositories.pg_driver import unnest_insert
 from convostore.repositories.rows import (
     NEW_MESSAGE_FIELDS,
     NewMessage,

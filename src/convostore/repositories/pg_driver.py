@@ -1,5 +1,4 @@
-"""Prebuilt Core statements as SQL and arguments for asyncpg (PostgreSQL's hot paths), and the
-many-row ``INSERT … SELECT FROM unnest`` of the backfill and the legacy import.
+"""Prebuilt Core statements as SQL and arguments for asyncpg (PostgreSQL's hot paths).
 
 PostgreSQL's common write and the history reads are one statement each. Run through Core in a
 greenlet of the async engine, each paid about as much again in Python as the server's round trip
@@ -12,12 +11,11 @@ goes through its column type's bind processing for that dialect, as Core would s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import TextClause, text
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
-from sqlalchemy.sql import Executable, TableClause
+from sqlalchemy.sql import Executable
 
 from convostore.repositories.driver import bound_values, compiled_positional
 
@@ -36,25 +34,3 @@ def statement_args(statement: Executable, params: Mapping[str, Any]) -> tuple[st
         statement, tuple(sorted(params)), _DIALECT, _bind_processor
     )
     return sql, bound_values(conversions, slots, params)
-
-
-def unnest_insert(
-    table: TableClause, columns: Sequence[str], *, scalars: Sequence[str] = (), suffix: str = ""
-) -> TextClause:
-    """Many rows of ``table`` in one statement: each of ``columns`` bound as one array, the rows
-    made by ``unnest``, and each of ``scalars`` bound once, the same value for every row.
-
-    A Core executemany runs a round of parameter processing per row (and asyncpg's executemany one
-    execution per row on the server); asyncpg sends each array in binary. Each parameter is cast
-    to its column's type in ``table``. ``suffix`` follows the ``SELECT`` (``RETURNING …``,
-    ``ON CONFLICT …``).
-    """
-
-    def cast(name: str, array: str) -> str:
-        return f"CAST(:{name} AS {table.c[name].type.compile(dialect=_DIALECT)}{array})"
-
-    names = ", ".join([*scalars, *columns])
-    values = ", ".join([*(cast(name, "") for name in scalars), "*"])
-    arrays = ", ".join(cast(name, "[]") for name in columns)
-    sql = f"INSERT INTO {table.name} ({names}) SELECT {values} FROM unnest({arrays}) {suffix}"
-    return text(sql.rstrip())
