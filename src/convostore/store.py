@@ -541,7 +541,7 @@ class BotStore:
             )
             if session_id is None:
                 session_id = self._start_session(sessions, channel, at)
-            stored = messages.add(dataclasses.replace(message, session_id=session_id))
+            stored = messages.add(message, session_id)
             if stored is None:
                 existing = messages.by_message_id(message.message_id)
                 if existing is None:  # deleted since the conflict: store it on the next attempt

@@ -27,6 +27,8 @@ from convostore.bulk_insert import unnest_insert
 from convostore.models import ChatSessionModel, ConversationModel
 from convostore.records import StoredMessage
 from convostore.repositories.rows import (
+    INSERT_COLUMNS,
+    INSERT_WIDTH,
     NEW_MESSAGE_FIELDS,
     NewMessage,
     json_text,
@@ -76,7 +78,6 @@ _MOVE_MESSAGE = (
 _DELETE_SESSIONS = delete(_S).where(_S.c.id.in_(bindparam("row_ids", expanding=True)))
 
 
-_COLUMNS = f"bot_name, {', '.join(NEW_MESSAGE_FIELDS)}"
 _JSON_FIELDS = ("metadata", "attachments")
 
 
@@ -99,7 +100,7 @@ def _insert_pysqlite(
     is the history read's shortcut in the other direction, in the unit of work's transaction.
     """
     driver_connection = cast(sqlite3.Connection, connection.connection.driver_connection)
-    width = len(NEW_MESSAGE_FIELDS) + 1
+    width = INSERT_WIDTH
     limit = driver_connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
     per_statement = max(1, min(_ROWS_PER_STATEMENT, limit // width))
     placeholders = f"({', '.join('?' * width)})"
@@ -107,7 +108,7 @@ def _insert_pysqlite(
     for start in range(0, len(order), per_statement):
         chunk = order[start : start + per_statement]
         sql = (
-            f"INSERT INTO conversations ({_COLUMNS}) VALUES "
+            f"INSERT INTO conversations ({INSERT_COLUMNS}) VALUES "
             f"{', '.join([placeholders] * len(chunk))} RETURNING message_id, id"
         )
         parameters = sqlite_values(rows, session_ids, chunk, bot_name)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -32,9 +32,13 @@ _Convert = Callable[[Any], Any] | None
 def _sqlite_time(value: datetime | None) -> str | None:
     if value is None:
         return None
-    if value.tzinfo is None:
+    zone = value.tzinfo
+    if zone is None:
         raise ValueError("naive datetimes cannot be stored; pass an aware (UTC) datetime")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+    if zone is not UTC:
+        value = value.astimezone(UTC)
+    # Naive UTC text with microseconds, as UTCDateTime stores it: the aware text without "+00:00".
+    return value.isoformat(" ", "microseconds")[:-6]
 
 
 def _json(value: Any) -> str:
@@ -105,6 +109,51 @@ def bound_values(
     return tuple(converted[i] if i >= 0 else constant for i, constant in slots)
 
 
+class Prepared:
+    """A statement run on the SQLite driver with its parameters given in a fixed order.
+
+    :func:`execute` finds a statement's compiled form by the sorted names of a mapping on every
+    call; a hot statement whose caller always passes the same parameters does that once here,
+    and its values are converted by position.
+    """
+
+    __slots__ = ("_keys", "_plan", "_slots", "_sql", "_statement")
+
+    def __init__(self, statement: Executable, keys: tuple[str, ...]) -> None:
+        self._statement = statement
+        self._keys = keys
+        self._sql: str | None = None
+        self._plan: tuple[tuple[int, _Convert], ...] = ()
+        self._slots: tuple[_Slot, ...] = ()
+
+    def _compile(self) -> str:
+        sql, conversions, slots = compiled_positional(
+            self._statement, tuple(sorted(self._keys)), _DIALECT, _converter
+        )
+        self._plan = tuple((self._keys.index(name), convert) for name, convert in conversions)
+        self._slots = slots
+        self._sql = sql
+        return sql
+
+    def execute(self, connection: Connection, values: tuple[Any, ...]) -> sqlite3.Cursor:
+        """Run the statement with ``values``, one per key in the order given at construction."""
+        sql = self._sql or self._compile()
+        converted = [
+            values[i] if convert is None else convert(values[i]) for i, convert in self._plan
+        ]
+        bound = tuple([converted[i] if i >= 0 else constant for i, constant in self._slots])
+        return run(connection, sql, bound)
+
+
+def run(connection: Connection, sql: str, values: Sequence[Any]) -> sqlite3.Cursor:
+    """Run ``sql`` on ``connection``'s pysqlite connection; errors wrapped as Core wraps them."""
+    driver = connection.connection.driver_connection
+    try:
+        return driver.execute(sql, values)  # type: ignore[union-attr,no-any-return]
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(sql, values, exc, sqlite3.Error) from exc
+
+
 def execute(
     connection: Connection, statement: Executable, params: Mapping[str, Any]
 ) -> sqlite3.Cursor:
@@ -112,9 +161,4 @@ def execute(
     sql, conversions, slots = compiled_positional(
         statement, tuple(sorted(params)), _DIALECT, _converter
     )
-    values = bound_values(conversions, slots, params)
-    driver = connection.connection.driver_connection
-    try:
-        return driver.execute(sql, values)  # type: ignore[union-attr,no-any-return]
-    except sqlite3.Error as exc:
-        raise DBAPIError.instance(sql, values, exc, sqlite3.Error) from exc
+    return run(connection, sql, bound_values(conversions, slots, params))

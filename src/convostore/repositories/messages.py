@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Sequence
 from functools import cache
@@ -48,6 +49,11 @@ _INSERT = {
     .on_conflict_do_nothing(index_elements=["bot_name", "message_id"])
     .returning(_T.c.id),
 }
+_INSERT_PYSQLITE = (
+    f"INSERT INTO conversations ({rows.INSERT_COLUMNS})"
+    f" VALUES ({', '.join('?' * rows.INSERT_WIDTH)})"
+    " ON CONFLICT (bot_name, message_id) DO NOTHING RETURNING id"
+)
 _BY_MESSAGE_ID = select(*MESSAGE_COLUMNS).where(
     _T.c.bot_name == bindparam("bot_name"), _T.c.message_id == bindparam("message_id")
 )
@@ -199,15 +205,20 @@ class MessageRepository:
         ).first()
         return None if row is None else message_from_row(row)
 
-    def add(self, message: NewMessage) -> StoredMessage | None:
-        """Insert one message; ``None`` if this bot already stored its id (nothing done)."""
-        params = message.params(self.bot_name)
+    def add(self, message: NewMessage, session_id: str) -> StoredMessage | None:
+        """Insert one message into ``session_id``; ``None`` if this bot already stored its id."""
+        bot_name = self.bot_name
         if self.connection.dialect.driver == "pysqlite":
-            row = driver.execute(self.connection, _INSERT["sqlite"], params).fetchone()
-            new_id = None if row is None else row[0]
-        else:
-            new_id = self.connection.execute(_INSERT[self.connection.dialect.name], params).scalar()
-        return None if new_id is None else message.stored(new_id, self.bot_name)
+            # The write hot path: the backfill's generated row converter, one row.
+            values = rows.sqlite_values((message,), (session_id,), (0,), bot_name)
+            row = driver.run(self.connection, _INSERT_PYSQLITE, values).fetchone()
+            if row is None:
+                return None
+            return rows.stored_messages((message,), (session_id,), (row[0],), bot_name)[0]
+        message = dataclasses.replace(message, session_id=session_id)
+        params = message.params(bot_name)
+        new_id = self.connection.execute(_INSERT[self.connection.dialect.name], params).scalar()
+        return None if new_id is None else message.stored(new_id, bot_name)
 
     def newest(
         self,

@@ -192,6 +192,10 @@ class NewMessage:
 
 
 NEW_MESSAGE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(NewMessage))
+INSERT_COLUMNS = f"bot_name, {', '.join(NEW_MESSAGE_FIELDS)}"
+"""The column list of an insert whose values :func:`sqlite_values` gives."""
+INSERT_WIDTH = len(NEW_MESSAGE_FIELDS) + 1
+"""Values per row of :func:`sqlite_values`."""
 _new_message_values = cast(Callable[[NewMessage], tuple[Any, ...]], attrgetter(*NEW_MESSAGE_FIELDS))
 
 # --- a batch of new messages (a backfill) -------------------------------------------------------

@@ -91,18 +91,25 @@ _LIST = (
 )
 
 
+_FIT_KEYS = ("at", "not_after_start", "not_before_start", "not_before_last", "not_after_last")
+
+
+def _fit_values(at: datetime, *, gap: int, max_span: int) -> tuple[datetime, ...]:
+    """The values of ``_EXTEND_OPEN``'s rule for a message at ``at``, in the order of _FIT_KEYS."""
+    gap_delta = timedelta(seconds=gap)
+    span_delta = timedelta(seconds=max_span)
+    # started_at in [at - max_span, at + gap], last_activity in [at - gap, at + max_span]: with
+    # last - start <= max_span already, exactly "within the gap on either side, and the widened
+    # span fits the timeout".
+    return (at, at + gap_delta, at - span_delta, at - gap_delta, at + span_delta)
+
+
 def _fit_bounds(at: datetime, *, gap: int, max_span: int) -> dict[str, datetime]:
     """The parameters of ``_EXTEND_OPEN``'s rule for a message at ``at``."""
-    return {
-        "at": at,
-        # started_at in [at - max_span, at + gap], last_activity in [at - gap, at + max_span]:
-        # with last - start <= max_span already, exactly "within the gap on either side, and the
-        # widened span fits the timeout".
-        "not_after_start": at + timedelta(seconds=gap),
-        "not_before_start": at - timedelta(seconds=max_span),
-        "not_before_last": at - timedelta(seconds=gap),
-        "not_after_last": at + timedelta(seconds=max_span),
-    }
+    return dict(zip(_FIT_KEYS, _fit_values(at, gap=gap, max_span=max_span), strict=True))
+
+
+_EXTEND_OPEN_PYSQLITE = driver.Prepared(_EXTEND_OPEN, ("bot", "channel", *_FIT_KEYS))
 
 
 def _append_to_open() -> Select[Any]:
@@ -172,14 +179,16 @@ class SessionRepository:
 
     def extend_open(self, channel_id: str, at: datetime, *, gap: int, max_span: int) -> str | None:
         """Count a message at ``at`` in the open session if it fits it; that ``session_id``."""
+        if self.connection.dialect.driver == "pysqlite":
+            # The write hot path: its parameters by position (see ``driver.Prepared``).
+            values = (self.bot_name, channel_id, *_fit_values(at, gap=gap, max_span=max_span))
+            row = _EXTEND_OPEN_PYSQLITE.execute(self.connection, values).fetchone()
+            return None if row is None else str(row[0])
         params = {
             "bot": self.bot_name,
             "channel": channel_id,
             **_fit_bounds(at, gap=gap, max_span=max_span),
         }
-        if self.connection.dialect.driver == "pysqlite":
-            row = driver.execute(self.connection, _EXTEND_OPEN, params).fetchone()
-            return None if row is None else str(row[0])
         session_id: str | None = self.connection.execute(_EXTEND_OPEN, params).scalar()
         return session_id
 
