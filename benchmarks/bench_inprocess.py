@@ -4,7 +4,9 @@
    another (single stream), then the same number by ``--writers`` concurrent callers (asyncio
    tasks of one store, each in a channel of its own), at each ``--synchronous`` level. The ratio
    is the concurrent rate over the single-stream rate of the same level, same run. Every message
-   is checked afterwards: stored once, session counters equal to the rows.
+   is checked afterwards: stored once, session counters equal to the rows. Beside it, the same
+   messages by plain ``sqlite3`` (the raw statements of ``bench_append.py``), one transaction
+   per message and then one per ``--writers`` messages: how much grouping alone buys the driver.
 2. **Reads while another process holds the write lock**: a second process takes SQLite's write
    lock (``BEGIN IMMEDIATE``) for 1 s, lets go for 0.2 s, and again, while this process keeps a
    writer task storing messages (each waits for the lock) and times ``history(limit=100)`` calls,
@@ -65,6 +67,61 @@ async def store_messages(url: str, count: int, writers: int, synchronous: str) -
 
         await asyncio.gather(*(writer(w) for w in range(writers)))
         timer.stop()
+    return timer
+
+
+def raw_groups(path: Path, count: int, writers: int, synchronous: str) -> common.Timer:
+    """The same messages by plain ``sqlite3``, ``writers`` per transaction: what grouping buys.
+
+    The statements of ``bench_append.py``'s raw baseline (the open session counted, the message
+    inserted, a session started when none is open) on one connection with the store's pragmas,
+    message ``i`` of every writer in one ``BEGIN IMMEDIATE … COMMIT`` (``writers`` = 1: one
+    transaction per message). No threads, no records: the driver's own cost of the same work.
+    """
+    from bench_append import CLOSE, EXTEND, GAP, INSERT, START, TIMEOUT, _sqlite_time
+
+    extend = EXTEND.format(at="?1", bot="?2", channel="?3", start="?4", last="?5")
+    close = CLOSE.format(false="0", bot="?", channel="?") + " AND is_active"
+    start_sql = START.format(*("?" * 5), "1")
+    insert = INSERT.format(", ".join("?" * 12))
+    per_writer = count // writers
+    db = sqlite3.connect(path, isolation_level=None)
+    for pragma in common.sqlite_pragmas(synchronous):
+        db.execute(pragma)
+    timer = common.Timer()
+    for i in range(per_writer):
+        started = time.perf_counter()
+        db.execute("BEGIN IMMEDIATE")
+        for w in range(writers):
+            at = BASE_TIME + timedelta(seconds=i)
+            channel = str(10 + w)
+            found = db.execute(
+                extend,
+                (
+                    _sqlite_time(at),
+                    "raw",
+                    channel,
+                    _sqlite_time(at - timedelta(seconds=TIMEOUT)),
+                    _sqlite_time(at - timedelta(seconds=GAP)),
+                ),
+            ).fetchone()
+            if found is None:
+                session = f"s-{channel}-{i}"
+                db.execute(close, ("raw", channel))
+                db.execute(start_sql, ("raw", channel, session, _sqlite_time(at), _sqlite_time(at)))
+            else:
+                session = found[0]
+            role = "user" if i % 2 == 0 else "assistant"
+            message_id = str(10**12 + w * 10**6 + i)
+            values = ("raw", channel, f"c{w}", "channel", str(1000 + w), f"user{w}", session)
+            db.execute(
+                insert, (*values, message_id, role, CONTENT, _sqlite_time(at), None)
+            ).fetchone()
+        db.execute("COMMIT")
+        took = time.perf_counter() - started
+        timer.latencies.extend([took] * writers)
+    timer.stop()
+    db.close()
     return timer
 
 
@@ -141,6 +198,7 @@ async def main() -> None:
     p.add_argument("--reads", type=int, default=2000)
     args = p.parse_args()
     group_rows: list[dict[str, Any]] = []
+    raw_rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(dir=common.RESULTS) as tmp:
         for level in common.synchronous_levels(args.synchronous):
             single_path, many_path = (
@@ -161,6 +219,21 @@ async def main() -> None:
                         **common.summary(timer.latencies),
                         "vs_single": timer.rate / single.rate,
                         **database_counts(path),
+                    }
+                )
+            raw: dict[int, common.Timer] = {}
+            for writers in (1, args.writers):
+                raw_path = Path(tmp) / f"raw-{level}-{writers}.db"
+                common.sqlite_database(raw_path)  # a fresh migrated file there
+                raw[writers] = raw_groups(raw_path, args.count, writers, level)
+            for writers, timer in raw.items():
+                raw_rows.append(
+                    {
+                        "synchronous": level,
+                        "writers": writers,
+                        "messages": len(timer.latencies),
+                        "per_s": timer.rate,
+                        "vs_single": timer.rate / raw[1].rate,
                     }
                 )
             print(f"  done: group commit at {level}", flush=True)
@@ -199,6 +272,12 @@ async def main() -> None:
     headers += ["rows", "distinct", "counted_in_sessions"]
     print(f"\ngroup commit: {args.count:,} messages per run, one store, SQLite")
     print(common.table(headers, [[r[h] for h in headers] for r in group_rows]))
+    headers = ["synchronous", "writers", "messages", "per_s", "vs_single"]
+    print(
+        "\nthe same work by plain sqlite3 (bench_append.py's raw statements), one transaction per"
+        " message (writers = 1) or one per message of every writer: what grouping alone buys"
+    )
+    print(common.table(headers, [[r[h] for h in headers] for r in raw_rows]))
     headers = ["contender", "samples", "p50_ms", "p99_ms", "writes_done"]
     print("\nhistory(limit=100) in the writing process, 2 ms between reads")
     print(common.table(headers, [[r[h] for h in headers] for r in read_rows]))
@@ -208,6 +287,7 @@ async def main() -> None:
             "count": args.count,
             "writers": args.writers,
             "group_commit": group_rows,
+            "raw_sqlite3_groups": raw_rows,
             "reads": read_rows,
         },
     )
