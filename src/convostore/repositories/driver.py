@@ -5,7 +5,9 @@ it (compiled-cache lookup, parameter processing, result set-up), so on the pysql
 the store runs them as their compiled SQL on the DBAPI connection, with the parameters converted
 as the column types would (aware datetimes to naive UTC text, JSON to its text, booleans to
 integers). The statement is the same Core object the other backends run, compiled once per set of
-parameter names; errors are wrapped as Core wraps them, so they are translated alike.
+parameter names (:func:`execute`), or once with its parameters in a fixed order
+(:class:`Prepared`: the open-session update of every message write); errors are wrapped as Core
+wraps them, so they are translated alike.
 """
 
 from __future__ import annotations
