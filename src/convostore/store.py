@@ -50,14 +50,15 @@ from convostore.repositories import MessageRepository, SessionRepository, pg_dri
 from convostore.repositories.backfill import ANALYZE_SESSIONS, sessions_analyze_due, store_batch
 from convostore.repositories.lifecycle import LifecycleRepository
 from convostore.repositories.messages import (
-    ITEM_SELECT,
+    ITEM_SELECT_ASYNCPG,
     newest_driver_params,
     newest_driver_sql,
 )
 from convostore.repositories.rows import (
-    DRIVER_SELECT,
+    ASYNCPG_SELECT,
     NewMessage,
     messages_from_asyncpg_rows,
+    metadata_from_driver,
     new_message,
 )
 from convostore.repositories.search import SearchRepository
@@ -850,10 +851,14 @@ class BotStore:
                 channel.id, count, user_id=user
             )
 
-        found = await self._newest_direct(channel, count, user, None, select_sql=ITEM_SELECT)
+        found = await self._newest_direct(
+            channel, count, user, None, select_sql=ITEM_SELECT_ASYNCPG
+        )
         if found is not None:
-            # asyncpg hands JSON decoded, a fresh object per row.
-            items = [HistoryItem(*row) for row in found]
+            items = [
+                HistoryItem(message_id, role, content, metadata_from_driver(metadata))
+                for message_id, role, content, metadata in found
+            ]
         else:
             items = await self._read(work)
         if not items and self.config.legacy.read_fallback:
@@ -894,7 +899,7 @@ class BotStore:
         user: str | None,
         session_id: str | None,
         *,
-        select_sql: str = DRIVER_SELECT,
+        select_sql: str = ASYNCPG_SELECT,
     ) -> list[Any] | None:
         """PostgreSQL: the rows of the newest-messages read (``select_sql``'s columns), newest
         first, as one statement straight on asyncpg; ``None``: run the general path (SQLite, or

@@ -104,6 +104,25 @@ async def test_odd_values_read_back_exactly(store: BotStore) -> None:
     assert rows == await core_newest(store, 100)
 
 
+async def test_attachments_read_back_exactly(store: BotStore) -> None:
+    """Every stored form of ``attachments``: a list, an empty one, JSON's null, SQL NULL."""
+    files = [{"id": 3, "filename": "é.txt", "size": 12}, {"id": 4, "filename": "b"}]
+    listed = await store.add_message(
+        CHANNEL, user_id=1, username="a", role="user", content="f", timestamp=T0, attachments=files
+    )
+    empty = await add(store, T0 + timedelta(seconds=1))
+    at = T0 + timedelta(seconds=2)
+    await insert_raw(store, listed, message_id="71", timestamp=at, attachments=None)  # JSON null
+    await insert_raw(store, listed, message_id="72", timestamp=at, attachments=null())
+    rows = await store.history(CHANNEL)
+    assert rows[:2] == [listed, empty]
+    assert [a["filename"] for a in rows[0].attachments] == ["é.txt", "b"]
+    assert [r.attachments for r in rows[1:]] == [[], [], []]
+    assert rows == await core_newest(store, 100)
+    rows[1].attachments.append({"id": "9"})  # a fresh list per record
+    assert (await store.history(CHANNEL))[1].attachments == []
+
+
 async def test_records_are_frozen_and_detached(store: BotStore) -> None:
     await add(store, T0, metadata={"tags": ["a"]})
     [row] = await store.history(CHANNEL)

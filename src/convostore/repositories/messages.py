@@ -126,6 +126,8 @@ def newest_driver_params(
 # What BotStore.history_items reads: the fields of HistoryItem, in its order.
 _ITEM_COLUMNS = tuple(_T.c[name] for name in HistoryItem._fields)
 ITEM_SELECT = f"SELECT {', '.join(HistoryItem._fields)} FROM conversations"
+ITEM_SELECT_ASYNCPG = f"SELECT {rows.as_text_on_postgresql(HistoryItem._fields)} FROM conversations"
+"""``ITEM_SELECT`` for asyncpg: ``metadata`` as its text, decoded as the DBAPI's."""
 
 
 def _by_message_ids(dialect: str, *columns: ColumnElement[Any]) -> Select[Any]:
