@@ -212,7 +212,11 @@ def _fmt(value: Any) -> str:
 def environment() -> dict[str, Any]:
     import sqlalchemy
 
+    import convostore
+
     return {
+        # Which code was measured: this checkout's, or an earlier commit's (PYTHONPATH=…/src).
+        "convostore_source": str(Path(convostore.__file__).resolve().parent.parent),
         "python": sys.version.split()[0],
         "sqlite": sqlite3.sqlite_version,
         "sqlalchemy": sqlalchemy.__version__,

@@ -5,7 +5,9 @@ write them, so one channel's newest 100 messages lie on 100 different table page
 SQLite files are built with raw ``sqlite3.executemany`` into a copy of the migrated schema (its
 indexes and triggers dropped for the insert and created again from their own definitions after it,
 the search index rebuilt) and reused by later runs; PostgreSQL tables are filled server-side with
-``generate_series``.
+``generate_series``. Every row carries ``metadata`` and ``attachments`` as ``add_message`` stores
+them for a message with neither (JSON's ``null`` and an empty list), so a history read decodes
+what it would decode for a bot's own rows.
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ def _rows(start: int, stop: int, n_channels: int) -> Iterator[tuple[object, ...]
 
 def sqlite_file(rows: int) -> Path:
     """The cached SQLite file with ``rows`` messages of bot ``bench`` (built on first use)."""
-    path = common.SCHEMA_CACHE / f"history_{rows}.db"
+    # "stored": rows with the JSON values add_message writes (files of earlier runs had SQL NULLs).
+    path = common.SCHEMA_CACHE / f"history_stored_{rows}.db"
     if path.exists():
         return path
     building = path.with_name(path.stem + ".building.db")
@@ -87,8 +90,8 @@ def sqlite_file(rows: int) -> Path:
             conn.execute(f'DROP {kind.upper()} "{name}"')
         sql = (
             "INSERT INTO conversations (bot_name, channel_id, channel_name, channel_type, user_id,"
-            " username, session_id, message_id, role, content, timestamp)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " username, session_id, message_id, role, content, timestamp, metadata, attachments)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'null', '[]')"
         )
         for start in range(0, rows, CHUNK):
             conn.execute("BEGIN")
@@ -124,7 +127,9 @@ def fill_postgres(plain_url: str, rows: int) -> None:
     n_channels = channels(rows)
     started = time.perf_counter()
     with psycopg.connect(plain_url, autocommit=True) as conn:
-        count = conn.execute("SELECT count(*) FROM conversations").fetchone()
+        count = conn.execute(
+            "SELECT count(*) FROM conversations WHERE attachments IS NOT NULL"
+        ).fetchone()
         if count and count[0] == rows:
             return
         conn.execute("TRUNCATE conversations, sessions CASCADE")
@@ -138,12 +143,13 @@ def fill_postgres(plain_url: str, rows: int) -> None:
             stop = min(rows, start + 1_000_000)
             conn.execute(
                 "INSERT INTO conversations (bot_name, channel_id, channel_name, channel_type,"
-                " user_id, username, session_id, message_id, role, content, timestamp)"
+                " user_id, username, session_id, message_id, role, content, timestamp, metadata,"
+                " attachments)"
                 " SELECT %(bot)s, (900000000000 + i %% %(ch)s)::text, 'channel-' || (i %% %(ch)s),"
                 " 'channel', (1000 + i %% 50)::text, 'user' || (i %% 50), 's',"
                 " (1000000000000000 + i)::text,"
                 " CASE WHEN i %% 2 = 0 THEN 'user' ELSE 'assistant' END, %(content)s,"
-                " %(base)s::timestamptz + i * interval '1 second'"
+                " %(base)s::timestamptz + i * interval '1 second', 'null'::json, '[]'::json"
                 " FROM generate_series(%(start)s::bigint, %(stop)s::bigint) AS i",
                 {
                     "bot": BOT,

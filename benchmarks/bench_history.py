@@ -22,9 +22,12 @@ from typing import Any
 import _common as common
 import _data as data
 
+# Every column of a StoredMessage, as history() returns them (the Discord columns of revision 0003
+# included: earlier versions of this script selected the first 13 only).
 SQL = (
     "SELECT id, bot_name, channel_id, channel_name, channel_type, user_id, username, session_id,"
-    " message_id, role, content, timestamp, metadata FROM conversations"
+    " message_id, role, content, timestamp, metadata, parent_id, reply_to_message_id,"
+    " attachments, edited_at, author_is_bot FROM conversations"
     " WHERE bot_name = {} AND channel_id = {} ORDER BY timestamp DESC, id DESC LIMIT {}"
 )
 WARMUP = 200
