@@ -11,7 +11,7 @@ import math
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
@@ -112,10 +112,14 @@ async def _back_off(attempt: int) -> None:
     await asyncio.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
 
 
+def generated_message_id() -> str:
+    """The id of a message stored without one: 39 digits, never equal to a 64-bit snowflake."""
+    return str(uuid.uuid4().int | (1 << 127))
+
+
 def _message_id(value: int | str | None) -> str:
     if value is None:
-        # 39-digit ids: never equal to a 64-bit Discord snowflake.
-        return str(uuid.uuid4().int | (1 << 127))
+        return generated_message_id()
     return decimal_id(value, "message_id")
 
 
@@ -524,36 +528,71 @@ class BotStore:
         before: Callable[[Connection], NewMessage] | None = None,
     ) -> StoredMessage:
         """Store ``new`` in one unit of work; ``before`` may adjust it inside that unit first."""
-        storage = self.config.storage
         if before is None and self._postgresql:
             stored = await self._append_in_one_statement(new)
             if stored is not None:
                 return stored
 
         def work(connection: Connection) -> StoredMessage:
-            # Hot path, two statements: count the message in the open session if it fits, then
-            # insert it (ON CONFLICT DO NOTHING). A message id already stored rolls back both.
-            message = new if before is None else before(connection)
-            messages = MessageRepository(connection, self.bot_name)
-            sessions = SessionRepository(connection, self.bot_name)
-            at = message.timestamp
-            session_id = sessions.extend_open(
-                channel.id, at, gap=storage.session_gap, max_span=storage.session_timeout
-            )
-            if session_id is None:
-                session_id = self._start_session(sessions, channel, at)
-            stored = messages.add(message, session_id)
-            if stored is None:
-                existing = messages.by_message_id(message.message_id)
-                if existing is None:  # deleted since the conflict: store it on the next attempt
-                    raise _Retry
-                raise _AlreadyStored(existing)
-            return stored
+            return self._append(connection, channel, new if before is None else before(connection))
 
         try:
             return await self._write(work)
         except _AlreadyStored as already:
             return already.record
+
+    def _append(
+        self, connection: Connection, channel: ChannelInfo, message: NewMessage
+    ) -> StoredMessage:
+        """Inside a unit of work: store one message in the channel's session that takes it.
+
+        Hot path, two statements: count the message in the open session if it fits, then insert
+        it (ON CONFLICT DO NOTHING). A message id already stored raises :class:`_AlreadyStored`,
+        which rolls the unit back.
+        """
+        storage = self.config.storage
+        messages = MessageRepository(connection, self.bot_name)
+        sessions = SessionRepository(connection, self.bot_name)
+        at = message.timestamp
+        session_id = sessions.extend_open(
+            channel.id, at, gap=storage.session_gap, max_span=storage.session_timeout
+        )
+        if session_id is None:
+            session_id = self._start_session(sessions, channel, at)
+        stored = messages.add(message, session_id)
+        if stored is None:
+            existing = messages.by_message_id(message.message_id)
+            if existing is None:  # deleted since the conflict: store it on the next attempt
+                raise _Retry
+            raise _AlreadyStored(existing)
+        return stored
+
+    async def _append_all(
+        self, channel: ChannelInfo, items: Sequence[Mapping[str, Any]]
+    ) -> list[StoredMessage]:
+        """Store new messages (``add_message``'s keywords each) in order, all or none.
+
+        For the framework adapters: a turn's items, newer than the channel's rows, in one unit of
+        work that runs :meth:`_append` for each (no recut of the channel's sessions, as
+        ``add_messages`` does for a backfill). Every item is validated first; a bad one refuses
+        the call with an :class:`InvalidInput` naming its index. Should a message id turn out to
+        be stored already (a unit of work retried after its commit), each is stored on its own,
+        idempotently, as ``add_message`` does.
+        """
+        news: list[NewMessage] = []
+        for index, keywords in enumerate(items):
+            try:
+                news.append(_new_message(channel, **keywords))
+            except InvalidInput as exc:
+                raise InvalidInput(f"messages[{index}]: {exc}") from None
+
+        def work(connection: Connection) -> list[StoredMessage]:
+            return [self._append(connection, channel, message) for message in news]
+
+        try:
+            return await self._write(work)
+        except _AlreadyStored:
+            return [await self._add(channel, message) for message in news]
 
     async def _append_in_one_statement(self, new: NewMessage) -> StoredMessage | None:
         """PostgreSQL's common case, one round trip: the open session takes the message.

@@ -135,3 +135,18 @@ async def test_clear_deletes_this_channel_of_this_bot_only(
         await history.aadd_messages([HumanMessage(content="e")])
         await asyncio.to_thread(history.clear)
         assert await store.history(GENERAL) == []
+
+
+async def test_aadd_messages_stores_all_or_none(store: BotStore) -> None:
+    from convostore import InvalidInput
+
+    history = ConvostoreChatMessageHistory(store, GENERAL)
+    with pytest.raises(InvalidInput):
+        await history.aadd_messages([HumanMessage("hi"), AIMessage("a\x00b")])
+    assert await history.aget_messages() == []
+    pair = [HumanMessage("hi"), AIMessage("hello")]
+    await history.aadd_messages(pair)
+    assert [(m.type, m.content) for m in await history.aget_messages()] == [
+        ("human", "hi"),
+        ("ai", "hello"),
+    ]

@@ -222,6 +222,41 @@ async def test_items_must_be_dicts(store: BotStore, bad: Any) -> None:
     assert await store.history(GENERAL) == []
 
 
+async def test_a_turn_of_several_items_is_stored_whole_or_not_at_all(store: BotStore) -> None:
+    """add_items(list): one all-or-nothing write, in order; a bad item stores none of them."""
+    from convostore import InvalidInput
+
+    session = ConvostoreSession(store, GENERAL)
+    call = {
+        "type": "function_call",
+        "call_id": "call_9",
+        "name": "weather",
+        "arguments": "{}",
+        "id": "fc_9",
+    }
+    output = {"type": "function_call_output", "call_id": "call_9", "output": "sunny"}
+    with pytest.raises(InvalidInput, match=r"messages\[2\]"):
+        # The NUL refuses the last item: the tool call is not kept without its output.
+        await session.add_items(
+            [{"role": "user", "content": "weather?"}, call, output | {"output": "sun\x00ny"}]
+        )
+    assert await session.get_items() == [] and await store.history(GENERAL) == []
+    turn = [
+        {"role": "user", "content": "weather?"},
+        call,
+        output,
+        {"role": "assistant", "content": "Sunny."},
+    ]
+    await session.add_items(turn)
+    assert await session.get_items() == turn
+    records = await store.history(GENERAL)
+    assert [r.timestamp for r in records] == sorted({r.timestamp for r in records})
+    [one_session] = await store.sessions(GENERAL)
+    assert one_session.message_count == 4
+    await session.add_items([{"role": "user", "content": "thanks"}])  # one item: add_message
+    assert (await session.get_items())[-1] == {"role": "user", "content": "thanks"}
+
+
 def test_import_convostore_loads_no_framework() -> None:
     import subprocess
     import sys

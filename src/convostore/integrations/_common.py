@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from convostore.channels import ChannelInfo
 from convostore.errors import InvalidInput
+from convostore.store import generated_message_id
 
 if TYPE_CHECKING:
     from convostore.records import HistoryItem
@@ -47,16 +48,40 @@ class Conversation:
         return now
 
     async def add(self, rows: list[tuple[str, str, str, dict[str, Any] | None]]) -> None:
-        """Store ``(role, username, content, metadata)`` rows in order."""
-        for role, username, content, metadata in rows:
+        """Store ``(role, username, content, metadata)`` rows in order, all or none.
+
+        One row is one ``add_message``. Several (a framework's turn: the input, tool calls and
+        their outputs, the answer) are validated first and written in one unit of work: a
+        failure stores none of them, so a tool call is never kept without the output stored
+        with it.
+        """
+        user_id = self.user_id or NO_USER
+        if len(rows) == 1:
+            [(role, username, content, metadata)] = rows
             await self.store.add_message(
                 self.channel,
-                user_id=self.user_id or NO_USER,
+                user_id=user_id,
                 username=username,
                 role=role,
                 content=content,
                 timestamp=self._now(),
                 metadata=metadata,
+            )
+        elif rows:
+            await self.store._append_all(
+                self.channel,
+                [
+                    {
+                        "user_id": user_id,
+                        "username": username,
+                        "role": role,
+                        "content": content,
+                        "timestamp": self._now(),
+                        "metadata": metadata,
+                        "message_id": generated_message_id(),
+                    }
+                    for role, username, content, metadata in rows
+                ],
             )
 
     async def delete(self, records: list[HistoryItem]) -> int:
