@@ -12,7 +12,10 @@ LangChain have no setting for it, so the PRAGMA is run on each connection they o
   it reads the whole channel and the last 100 are kept).
 Both peers come with ``pip install -e ".[bench]"``; a peer that is not installed is skipped with a
 message. Append: ``--count`` messages over ``--channels`` conversations (default 1,000) into empty
-files. History: p50/p99 of reads of one random sequence of channels, the same for every store, in
+files, ``--append-runs`` times per contender and level (default 3), the contenders' order rotated
+every run (at FULL one's flushes also wait for what the one before it left to the disk), and the
+run with the median rate reported, all runs' rates in the results file. History: p50/p99 of
+reads of one random sequence of channels, the same for every store, in
 databases of ``--sizes`` rows (about 1,000 per channel), built once with bulk inserts and cached
 under benchmarks/results/cache/; each store is set up (objects built, connections opened) and
 reads the whole sequence once untimed before the timed pass, so all read with a warm page cache.
@@ -22,7 +25,8 @@ machine's load reaches all of them alike. ``PRAGMA synchronous`` does not change
 runs once.
 
     .venv/bin/python benchmarks/bench_peers.py [--count 20000] [--channels 1000]
-        [--synchronous normal,full] [--sizes 10000,100000,1000000] [--queries 2000]
+        [--synchronous normal,full] [--append-runs 3] [--sizes 10000,100000,1000000]
+        [--queries 2000]
 """
 
 from __future__ import annotations
@@ -225,6 +229,21 @@ async def append_adapter(
             timer.latencies.append(time.perf_counter() - start)
         timer.stop()
     return timer
+
+
+def _adapter_appender(
+    kind: str, messages: list[dict[str, Any]], path: Path, level: str
+) -> Awaitable[common.Timer]:
+    return append_adapter(kind, path, messages, level)
+
+
+def _peer_appender(
+    append: Callable[[Path, list[dict[str, Any]], str], Awaitable[common.Timer]],
+    messages: list[dict[str, Any]],
+    path: Path,
+    level: str,
+) -> Awaitable[common.Timer]:
+    return append(path, messages, level)
 
 
 # --- history ------------------------------------------------------------------------------------
@@ -501,6 +520,12 @@ async def main() -> None:
         default=100,
         help="history reads for LangChain above 100k rows (each read scans the whole table)",
     )
+    p.add_argument(
+        "--append-runs",
+        type=int,
+        default=3,
+        help="append runs per contender and level, in rotated order; the median run is reported",
+    )
     p.add_argument("--skip-history", action="store_true")
     p.add_argument(
         "--rounds",
@@ -516,27 +541,33 @@ async def main() -> None:
     runnable = [name for name, problem in status.items() if problem is None]
 
     messages = bench_append.workload(args.count, args.channels)
+    appenders: dict[str, Callable[[Path, str], Awaitable[common.Timer]]] = {
+        "convostore": lambda path, level: bench_append.run_convostore(
+            common.sqlite_database(path), messages, level
+        ),
+        **{name: partial(_adapter_appender, kind, messages) for kind, name in ADAPTERS.items()},
+        "openai SQLAlchemySession": partial(_peer_appender, append_sqlalchemy_session, messages),
+        "openai SQLiteSession": partial(_peer_appender, append_openai, messages),
+        "langchain SQLChatMessageHistory": partial(_peer_appender, append_langchain, messages),
+    }
+    names = [n for n in appenders if n in ("convostore", *ADAPTERS.values()) or n in runnable]
     append_rows: list[dict[str, Any]] = []
     for level in common.synchronous_levels(args.synchronous):
-        with tempfile.TemporaryDirectory(dir=common.RESULTS) as tmp:
-            ours = await bench_append.run_convostore(
-                common.sqlite_database(Path(tmp) / "ours.db"), messages, level
-            )
-            timers = {"convostore": ours}
-            for kind, name in ADAPTERS.items():
-                timers[name] = await append_adapter(kind, Path(tmp) / f"{kind}.db", messages, level)
-            if "openai SQLAlchemySession" in runnable:
-                timers["openai SQLAlchemySession"] = await append_sqlalchemy_session(
-                    Path(tmp) / "openai_sqlalchemy.db", messages, level
-                )
-            if "openai SQLiteSession" in runnable:
-                timers["openai SQLiteSession"] = await append_openai(
-                    Path(tmp) / "openai.db", messages, level
-                )
-            if "langchain SQLChatMessageHistory" in runnable:
-                timers["langchain SQLChatMessageHistory"] = await append_langchain(
-                    Path(tmp) / "langchain.db", messages, level
-                )
+        # Each contender appends --append-runs times, each time into a new file, the order of
+        # the contenders rotated every run: at FULL a contender's flushes also wait for what the
+        # one before it left to the disk, so a fixed order favours or handicaps the same ones.
+        runs: dict[str, list[common.Timer]] = {name: [] for name in names}
+        for run in range(args.append_runs):
+            with tempfile.TemporaryDirectory(dir=common.RESULTS) as tmp:
+                for name in names[run % len(names) :] + names[: run % len(names)]:
+                    path = Path(tmp) / f"{name.replace(' ', '_')}.db"
+                    runs[name].append(await appenders[name](path, level))
+        # Per contender, the run with the median rate (the middle one of an odd number).
+        timers = {
+            name: sorted(timers, key=lambda t: t.rate)[len(timers) // 2]
+            for name, timers in runs.items()
+        }
+        ours = timers["convostore"]
         for name, timer in timers.items():
             append_rows.append(
                 {
@@ -547,6 +578,7 @@ async def main() -> None:
                     else "wal",
                     "messages": len(timer.latencies),
                     "per_s": timer.rate,
+                    "runs_per_s": [t.rate for t in runs[name]],
                     **common.summary(timer.latencies),
                     "convostore_x": ours.rate / timer.rate,
                 }
