@@ -112,6 +112,17 @@ def _sqlite_time(at: datetime) -> str:
     return at.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
+def extend_values(at: datetime, channel: str) -> tuple[str, ...]:
+    """The values of the raw ``EXTEND`` statement (``?1``…``?5``) for a message at ``at``."""
+    return (
+        _sqlite_time(at),
+        "raw",
+        channel,
+        _sqlite_time(at - timedelta(seconds=TIMEOUT)),
+        _sqlite_time(at - timedelta(seconds=GAP)),
+    )
+
+
 async def run_aiosqlite(
     path: Path, messages: list[dict[str, Any]], synchronous: str = "normal"
 ) -> common.Timer:
@@ -126,16 +137,7 @@ async def run_aiosqlite(
         at = m["timestamp"]
         channel = str(m["channel"] + 1)
         await db.execute("BEGIN IMMEDIATE")
-        cursor = await db.execute(
-            extend,
-            (
-                _sqlite_time(at),
-                "raw",
-                channel,
-                _sqlite_time(at - timedelta(seconds=TIMEOUT)),
-                _sqlite_time(at - timedelta(seconds=GAP)),
-            ),
-        )
+        cursor = await db.execute(extend, extend_values(at, channel))
         found = await cursor.fetchone()
         if found is None:
             session = f"s-{m['message_id']}"

@@ -78,7 +78,7 @@ def raw_groups(path: Path, count: int, writers: int, synchronous: str) -> common
     message ``i`` of every writer in one ``BEGIN IMMEDIATE … COMMIT`` (``writers`` = 1: one
     transaction per message). No threads, no records: the driver's own cost of the same work.
     """
-    from bench_append import CLOSE, EXTEND, GAP, INSERT, START, TIMEOUT, _sqlite_time
+    from bench_append import CLOSE, EXTEND, INSERT, START, _sqlite_time, extend_values
 
     extend = EXTEND.format(at="?1", bot="?2", channel="?3", start="?4", last="?5")
     close = CLOSE.format(false="0", bot="?", channel="?") + " AND is_active"
@@ -95,16 +95,7 @@ def raw_groups(path: Path, count: int, writers: int, synchronous: str) -> common
         for w in range(writers):
             at = BASE_TIME + timedelta(seconds=i)
             channel = str(10 + w)
-            found = db.execute(
-                extend,
-                (
-                    _sqlite_time(at),
-                    "raw",
-                    channel,
-                    _sqlite_time(at - timedelta(seconds=TIMEOUT)),
-                    _sqlite_time(at - timedelta(seconds=GAP)),
-                ),
-            ).fetchone()
+            found = db.execute(extend, extend_values(at, channel)).fetchone()
             if found is None:
                 session = f"s-{channel}-{i}"
                 db.execute(close, ("raw", channel))

@@ -53,12 +53,7 @@ async def run_sdk(path: Path, calls: list[Any], synchronous: str) -> tuple[commo
     sessions = {c: session_class(f"channel-{c}", path) for c in {c for c, _ in calls}}
     warm = session_class("warm", path)
     await warm.add_items([{"role": "user", "content": "warm"}])  # untimed: opens the connection
-    timer = common.Timer()
-    for channel, items in calls:
-        start = time.perf_counter()
-        await sessions[channel].add_items(items)
-        timer.latencies.append(time.perf_counter() - start)
-    timer.stop()
+    timer = await _timed_calls(sessions, calls)
     ok = await _all_stored(sessions, calls)
     for session in [*sessions.values(), warm]:
         session.close()
@@ -77,14 +72,20 @@ async def run_adapter(path: Path, calls: list[Any], synchronous: str) -> tuple[c
         }
         warm = ConvostoreSession(store, ChannelInfo.channel(channel_id=1, name="warm"))
         await warm.add_items([{"role": "user", "content": "warm"}])  # untimed
-        timer = common.Timer()
-        for channel, items in calls:
-            start = time.perf_counter()
-            await sessions[channel].add_items(items)
-            timer.latencies.append(time.perf_counter() - start)
-        timer.stop()
+        timer = await _timed_calls(sessions, calls)
         ok = await _all_stored(sessions, calls)
     return timer, ok
+
+
+async def _timed_calls(sessions: dict[int, Any], calls: list[Any]) -> common.Timer:
+    """One timed ``add_items`` per call, on the conversation's session."""
+    timer = common.Timer()
+    for channel, items in calls:
+        start = time.perf_counter()
+        await sessions[channel].add_items(items)
+        timer.latencies.append(time.perf_counter() - start)
+    timer.stop()
+    return timer
 
 
 async def _all_stored(sessions: dict[int, Any], calls: list[Any]) -> bool:
