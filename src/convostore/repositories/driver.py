@@ -102,13 +102,19 @@ def compiled_positional(
 
 
 def bound_values(
-    conversions: tuple[_Given, ...], slots: tuple[_Slot, ...], params: Mapping[str, Any]
+    conversions: Sequence[tuple[Any, _Convert]],
+    slots: tuple[_Slot, ...],
+    params: Mapping[str, Any] | Sequence[Any],
 ) -> tuple[Any, ...]:
-    """The values of a :func:`compiled_positional` statement's placeholders, in order."""
+    """The values of a :func:`compiled_positional` statement's placeholders, in order.
+
+    ``conversions`` name each parameter by its key in ``params``: a name in a mapping, or (see
+    :class:`Prepared`) a position in a sequence.
+    """
     converted = [
-        params[name] if convert is None else convert(params[name]) for name, convert in conversions
+        params[key] if convert is None else convert(params[key]) for key, convert in conversions
     ]
-    return tuple(converted[i] if i >= 0 else constant for i, constant in slots)
+    return tuple([converted[i] if i >= 0 else constant for i, constant in slots])
 
 
 class Prepared:
@@ -132,6 +138,7 @@ class Prepared:
         sql, conversions, slots = compiled_positional(
             self._statement, tuple(sorted(self._keys)), _DIALECT, _converter
         )
+        # The parameters by their position in ``values`` instead of their name.
         self._plan = tuple((self._keys.index(name), convert) for name, convert in conversions)
         self._slots = slots
         self._sql = sql
@@ -140,11 +147,7 @@ class Prepared:
     def execute(self, connection: Connection, values: tuple[Any, ...]) -> sqlite3.Cursor:
         """Run the statement with ``values``, one per key in the order given at construction."""
         sql = self._sql or self._compile()
-        converted = [
-            values[i] if convert is None else convert(values[i]) for i, convert in self._plan
-        ]
-        bound = tuple([converted[i] if i >= 0 else constant for i, constant in self._slots])
-        return run(connection, sql, bound)
+        return run(connection, sql, bound_values(self._plan, self._slots, values))
 
 
 def run(connection: Connection, sql: str, values: Sequence[Any]) -> sqlite3.Cursor:
