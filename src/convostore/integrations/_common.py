@@ -56,33 +56,22 @@ class Conversation:
         with it.
         """
         user_id = self.user_id or NO_USER
-        if len(rows) == 1:
-            [(role, username, content, metadata)] = rows
-            await self.store.add_message(
-                self.channel,
-                user_id=user_id,
-                username=username,
-                role=role,
-                content=content,
-                timestamp=self._now(),
-                metadata=metadata,
-            )
-        elif rows:
-            await self.store._append_all(
-                self.channel,
-                [
-                    {
-                        "user_id": user_id,
-                        "username": username,
-                        "role": role,
-                        "content": content,
-                        "timestamp": self._now(),
-                        "metadata": metadata,
-                        "message_id": generated_message_id(),
-                    }
-                    for role, username, content, metadata in rows
-                ],
-            )
+        messages: list[dict[str, Any]] = [
+            {
+                "user_id": user_id,
+                "username": username,
+                "role": role,
+                "content": content,
+                "timestamp": self._now(),
+                "metadata": metadata,
+                "message_id": generated_message_id(),
+            }
+            for role, username, content, metadata in rows
+        ]
+        if len(messages) == 1:
+            await self.store.add_message(self.channel, **messages[0])
+        elif messages:
+            await self.store._append_all(self.channel, messages)
 
     async def delete(self, records: list[HistoryItem]) -> int:
         """Delete ``records`` through the store's delete path; how many rows went."""
