@@ -57,8 +57,8 @@ from convostore.repositories.messages import (
 from convostore.repositories.rows import (
     ASYNCPG_SELECT,
     NewMessage,
+    items_from_driver_rows,
     messages_from_asyncpg_rows,
-    metadata_from_driver,
     new_message,
 )
 from convostore.repositories.search import SearchRepository
@@ -317,6 +317,34 @@ def _refuse_missing_sqlite_file(config: BotConfig) -> None:
     )
 
 
+def _validated_batch(
+    channel: ChannelInfo, messages: Iterable[Mapping[str, Any] | Any]
+) -> list[NewMessage]:
+    """Validate a batch of messages (mappings of ``add_message``'s keywords, each with its
+    ``message_id``, or ``discord.Message`` objects) into rows, before anything is stored.
+
+    One bad item refuses the batch with an :class:`InvalidInput` naming its index.
+    """
+    batch: list[NewMessage] = []
+    with _collector_paused():
+        for index, item in enumerate(messages):
+            try:
+                if isinstance(item, Mapping):
+                    keywords = dict(item)
+                    if "message_id" not in keywords or keywords["message_id"] is None:
+                        raise InvalidInput(
+                            "message_id is required in a backfill (it makes reruns idempotent)"
+                        )
+                else:
+                    keywords = message_keywords(item)
+                batch.append(_new_message(channel, **keywords))
+            except InvalidInput as exc:
+                raise InvalidInput(f"messages[{index}]: {exc}") from None
+            except TypeError as exc:
+                raise InvalidInput(f"messages[{index}]: {exc}") from None
+    return batch
+
+
 def _new_message(
     channel: ChannelInfo,
     *,
@@ -570,7 +598,7 @@ class BotStore:
     async def _append_all(
         self, channel: ChannelInfo, items: Sequence[Mapping[str, Any]]
     ) -> list[StoredMessage]:
-        """Store new messages (``add_message``'s keywords each) in order, all or none.
+        """Store new messages (``add_message``'s keywords each, ids included) in order, all or none.
 
         For the framework adapters: a turn's items, newer than the channel's rows, in one unit of
         work that runs :meth:`_append` for each (no recut of the channel's sessions, as
@@ -579,12 +607,7 @@ class BotStore:
         be stored already (a unit of work retried after its commit), each is stored on its own,
         idempotently, as ``add_message`` does.
         """
-        news: list[NewMessage] = []
-        for index, keywords in enumerate(items):
-            try:
-                news.append(_new_message(channel, **keywords))
-            except InvalidInput as exc:
-                raise InvalidInput(f"messages[{index}]: {exc}") from None
+        news = _validated_batch(channel, items)
 
         def work(connection: Connection) -> list[StoredMessage]:
             return [self._append(connection, channel, message) for message in news]
@@ -661,23 +684,7 @@ class BotStore:
             raise InvalidInput(
                 f"messages must be an iterable of mappings, not {type(messages).__name__}"
             )
-        batch: list[NewMessage] = []
-        with _collector_paused():
-            for index, item in enumerate(messages):
-                try:
-                    if isinstance(item, Mapping):
-                        keywords = dict(item)
-                        if "message_id" not in keywords or keywords["message_id"] is None:
-                            raise InvalidInput(
-                                "message_id is required in a backfill (it makes reruns idempotent)"
-                            )
-                    else:
-                        keywords = message_keywords(item)
-                    batch.append(_new_message(channel, **keywords))
-                except InvalidInput as exc:
-                    raise InvalidInput(f"messages[{index}]: {exc}") from None
-                except TypeError as exc:
-                    raise InvalidInput(f"messages[{index}]: {exc}") from None
+        batch = _validated_batch(channel, messages)
         storage = self.config.storage
         records: dict[str, StoredMessage] = {}
         unique = list({new.message_id: new for new in reversed(batch)}.values())[::-1]
@@ -894,10 +901,7 @@ class BotStore:
             channel, count, user, None, select_sql=ITEM_SELECT_ASYNCPG
         )
         if found is not None:
-            items = [
-                HistoryItem(message_id, role, content, metadata_from_driver(metadata))
-                for message_id, role, content, metadata in found
-            ]
+            items = items_from_driver_rows(found)
         else:
             items = await self._read(work)
         if not items and self.config.legacy.read_fallback:

@@ -268,12 +268,9 @@ class MessageRepository:
         """
         if self.connection.dialect.driver == "pysqlite":
             sql = newest_driver_sql(by_user=user_id is not None, select_sql=ITEM_SELECT)
-            return [
-                HistoryItem(message_id, role, content, rows.metadata_from_driver(metadata))
-                for message_id, role, content, metadata in self._driver_rows(
-                    sql, channel_id, limit, user_id, None
-                )
-            ]
+            return rows.items_from_driver_rows(
+                self._driver_rows(sql, channel_id, limit, user_id, None)
+            )
         statement = newest_statement(
             self.connection.dialect.name, by_user=user_id is not None, columns=_ITEM_COLUMNS
         )

@@ -26,7 +26,7 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Table, Text, type_coerce
 
 from convostore.models import ChatSessionModel, ConversationModel
-from convostore.records import MESSAGE_FIELDS, ChatSession, StoredMessage
+from convostore.records import MESSAGE_FIELDS, ChatSession, HistoryItem, StoredMessage
 
 MESSAGES = cast(Table, ConversationModel.__table__)
 SESSIONS = cast(Table, ChatSessionModel.__table__)
@@ -82,6 +82,15 @@ def metadata_from_driver(value: str | None) -> dict[str, Any] | None:
     record builders inline that rule rather than call this per row). For readers that build no
     records."""
     return None if value is None or value == "null" else cast(dict[str, Any], json.loads(value))
+
+
+def items_from_driver_rows(found: Iterable[Sequence[Any]]) -> list[HistoryItem]:
+    """:class:`HistoryItem` records from driver rows of its four fields, ``metadata`` as text
+    (SQLite's DBAPI, or asyncpg with the column selected ``::text``)."""
+    return [
+        HistoryItem(message_id, role, content, metadata_from_driver(metadata))
+        for message_id, role, content, metadata in found
+    ]
 
 
 # The fields a history read through the DBAPI selects: bot and channel are the caller's own values.
