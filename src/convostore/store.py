@@ -465,28 +465,29 @@ class BotStore:
                     await store._runner.close()
             await engine.dispose()
 
-    async def _write(self, work: Callable[[Connection], _T]) -> _T:
-        result = await self._write_fenced(work)
+    async def _write(self, work: Callable[[Connection], _T], *, small: bool = False) -> _T:
+        """Run a unit of work that writes (``small``: a few statements, see the runner's write)."""
+        result = await self._write_fenced(work, small=small)
         self._indexer.wrote()
         return result
 
-    async def _write_fenced(self, work: Callable[[Connection], _T]) -> _T:
+    async def _write_fenced(self, work: Callable[[Connection], _T], *, small: bool = False) -> _T:
         # While `convostore restore` replaces a SQLite database its fence refuses every write;
         # wait for it like for a lock, so the write lands in the restored database.
         deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
         while True:
             try:
-                return await self._write_attempts(work)
+                return await self._write_attempts(work, small=small)
             except DatabaseLockedError as exc:
                 if RESTORE_FENCE not in str(exc.__cause__) or time.monotonic() > deadline:
                     raise
             await asyncio.sleep(_FENCE_POLL_S)
 
-    async def _write_attempts(self, work: Callable[[Connection], _T]) -> _T:
+    async def _write_attempts(self, work: Callable[[Connection], _T], *, small: bool = False) -> _T:
         for attempt in range(1, max(_WRITE_ATTEMPTS, _SERIALIZATION_ATTEMPTS) + 1):
             try:
                 with translate_errors(self._where):
-                    return await self._runner.write(work)
+                    return await self._runner.write(work, small=small)
             except ConvostoreError as exc:
                 if not _may_retry(exc, attempt):
                     raise
@@ -565,7 +566,7 @@ class BotStore:
             return self._append(connection, channel, new if before is None else before(connection))
 
         try:
-            return await self._write(work)
+            return await self._write(work, small=True)
         except _AlreadyStored as already:
             return already.record
 
@@ -613,7 +614,7 @@ class BotStore:
             return [self._append(connection, channel, message) for message in news]
 
         try:
-            return await self._write(work)
+            return await self._write(work, small=True)
         except _AlreadyStored:
             return [await self._add(channel, message) for message in news]
 

@@ -17,6 +17,16 @@ one; aiosqlite would hop to its thread for every driver call, this hops once per
   and gets its own exception while the others commit. A write alone in the queue runs as a plain
   transaction, as before group commit. If the transaction itself fails (the lock
   never came, the disk is full), every write of the group gets that error and none is stored.
+- **Small writes that come alone** (one message, an agent's turn: ``write(..., small=True)``)
+  run on the event loop's own thread, on a connection of their own, once the tasks that are
+  ready have run: handing a write to a sleeping thread and its result back costs two wake-ups,
+  more than the write's statements. That connection never waits for the lock (busy timeout 0):
+  when another connection holds it, the write goes to the writer thread, which waits as above,
+  and so do the writes of the next second. When several writes are queued by then (concurrent
+  callers) they go to the writer thread and its group commit. The event loop is held for the
+  write's statements and commit (its fsync at ``synchronous=FULL``); when these writes take
+  longer than :data:`INLINE_BUDGET_S` on average (a disk slow to sync), the writer thread takes
+  the writes of the next :data:`INLINE_COOLDOWN_S`.
 - **Checkpoints** run in a third thread. SQLite copies the WAL back into the database file (a
   checkpoint) when a commit leaves the WAL at ``wal_autocheckpoint`` pages (1,000 by default), in
   the committing thread: every few dozen messages one append waited for the copy and its file
@@ -68,6 +78,12 @@ _SAVEPOINT = "convostore_write"
 CHECKPOINT_CHANGES = 128
 """Rows the writer changes between two requests for a background checkpoint (about 64 appends,
 some 800 WAL pages; every group commit of more than 64 messages, every backfill batch)."""
+INLINE_BUDGET_S = 0.002
+"""When small writes on the event loop take longer than this on average (a disk slow to sync at
+``synchronous=FULL``), the writes of the next :data:`INLINE_COOLDOWN_S` go to the writer thread,
+so a slow disk holds up the event loop for at most one write a second."""
+INLINE_COOLDOWN_S = 1.0
+_INLINE_COST_WEIGHT = 0.1
 WRITER_AUTOCHECKPOINT_PAGES = 4000
 """The writer connection's ``wal_autocheckpoint``: the backstop that bounds the WAL (about 16 MB
 at 4 KB pages) if the checkpoint thread falls behind. Measured against 1,000 and 2,000 with the
@@ -77,11 +93,14 @@ checkpoint thread: single appends 3,585/s against 3,272/s and 3,283/s."""
 class _Write(Generic[_T]):
     """One queued write: its unit of work, the caller's future, and its outcome."""
 
-    __slots__ = ("error", "future", "result", "work")
+    __slots__ = ("error", "future", "result", "small", "work")
 
-    def __init__(self, work: Callable[[Connection], _T], future: asyncio.Future[_T]) -> None:
+    def __init__(
+        self, work: Callable[[Connection], _T], future: asyncio.Future[_T], small: bool
+    ) -> None:
         self.work = work
         self.future = future
+        self.small = small
         self.result: Any = None
         self.error: BaseException | None = None
 
@@ -143,6 +162,13 @@ class UnitOfWorkRunner:
         self._queue: deque[_Write[Any]] = deque()
         self._lock = threading.Lock()
         self._draining = False
+        # The event loop's own connection for small writes that come alone (see write()), and
+        # until when (loop.time()) they go to the writer thread instead.
+        self._inline_connection: Connection | None = None
+        self._inline_changes_at_checkpoint = 0
+        self._inline_after = 0.0
+        self._inline_cost = 0.0
+        self._dispatch_handle: asyncio.Handle | None = None
         # SQLite write transactions committed and writes in them (how well writes are grouped).
         self.groups_committed = 0
         self.writes_committed = 0
@@ -160,19 +186,28 @@ class UnitOfWorkRunner:
                 1, thread_name_prefix="convostore-sqlite-checkpoint"
             )
 
-    async def write(self, work: Callable[[Connection], _T]) -> _T:
-        """Run ``work`` in a write transaction (on SQLite, in a group commit); its result."""
+    async def write(self, work: Callable[[Connection], _T], *, small: bool = False) -> _T:
+        """Run ``work`` in a write transaction (on SQLite, in a group commit); its result.
+
+        ``small``: a unit of work of a few statements (one message, an agent's turn). On SQLite
+        such a write that finds nothing else to write runs on the event loop's thread (see
+        :meth:`_dispatch`) instead of waiting for two thread hand-offs.
+        """
         if self._writer is None:
             async with self.engine.begin() as connection:
                 return await connection.run_sync(work)
         loop = asyncio.get_running_loop()
-        write: _Write[_T] = _Write(work, loop.create_future())
+        write: _Write[_T] = _Write(work, loop.create_future(), small)
         with self._lock:
             self._queue.append(write)
             start = not self._draining
             self._draining = True
         if start:
-            self._writer.submit(self._drain, loop)
+            if small and loop.time() >= self._inline_after:
+                # Decided once the tasks that are ready have run: they may queue writes too.
+                self._dispatch_handle = loop.call_soon(self._dispatch, loop)
+            else:
+                self._writer.submit(self._drain, loop)
         try:
             return await write.future
         except asyncio.CancelledError:
@@ -181,6 +216,104 @@ class UnitOfWorkRunner:
                 if write in self._queue:
                     self._queue.remove(write)
             raise
+
+    # --- small writes on the event loop -------------------------------------------------------
+
+    def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """On the event loop, the queue's owner: write a lone small write here, else hand over.
+
+        A write alone in the queue (one caller at a time: a bot answering one message, an agent
+        storing its turn) costs two thread hand-offs, each a wake-up of a sleeping thread, on
+        top of its statements: more than the statements themselves. It runs here instead, on
+        a connection that never waits for the lock: if another connection holds it, or if the
+        write took longer than :data:`INLINE_BUDGET_S` (a slow disk at ``synchronous=FULL``),
+        the writer thread takes the writes of the next :data:`INLINE_COOLDOWN_S`. Several
+        writes queued (concurrent callers) go to the writer thread and its group commit.
+        """
+        self._dispatch_handle = None
+        with self._lock:
+            # A caller cancelled since it queued its write (its task has not run the handler
+            # that takes the write out yet): the write never runs.
+            for write in [w for w in self._queue if w.future.cancelled()]:
+                self._queue.remove(write)
+            alone = self._queue[0] if len(self._queue) == 1 and self._queue[0].small else None
+            if alone is not None:
+                self._queue.popleft()
+            elif not self._queue:  # its caller was cancelled before this ran
+                self._draining = False
+                return
+        if alone is not None:
+            if self._write_inline(alone, loop):
+                _settle([alone])
+                with self._lock:
+                    if not self._queue:
+                        self._draining = False
+                        return
+            else:
+                with self._lock:
+                    self._queue.appendleft(alone)
+        assert self._writer is not None
+        self._writer.submit(self._drain, loop)
+
+    def _write_inline(self, write: _Write[Any], loop: asyncio.AbstractEventLoop) -> bool:
+        """Run ``write`` on the event loop's connection; False if it could not begin here."""
+        started = loop.time()
+        try:
+            connection = self._connection_for_inline_writes()
+            transaction = connection.begin()
+        except Exception as exc:
+            # The write lock is taken (the connection does not wait for it), or anything else:
+            # the writer thread runs it, waiting for the lock or reporting the error as usual.
+            logger.debug("writing in the writer thread: %s", exc)
+            self._inline_after = loop.time() + INLINE_COOLDOWN_S
+            return False
+        try:
+            with transaction:
+                write.result = write.work(connection)
+        except Exception as exc:
+            write.error = exc
+            if connection.invalidated or connection.closed:
+                self._close_inline()
+        else:
+            self.groups_committed += 1
+            self.writes_committed += 1
+        # The typical time of a write here: one slow write (a checkpoint, a pause of the machine)
+        # barely moves it, a disk that is slow at every commit soon does.
+        self._inline_cost += (loop.time() - started - self._inline_cost) * _INLINE_COST_WEIGHT
+        if self._inline_cost > INLINE_BUDGET_S:
+            self._inline_after = loop.time() + INLINE_COOLDOWN_S
+        if self._inline_connection is not None:
+            driver = cast(sqlite3.Connection, connection.connection.driver_connection)
+            changes = driver.total_changes
+            if changes - self._inline_changes_at_checkpoint >= CHECKPOINT_CHANGES:
+                self._inline_changes_at_checkpoint = changes
+                self._submit_checkpoint()
+        return True
+
+    def _connection_for_inline_writes(self) -> Connection:
+        if self._inline_connection is None:
+            assert self._sync is not None
+            connection = self._sync.connect()
+            try:
+                driver = cast(sqlite3.Connection, connection.connection.driver_connection)
+                # Never waits for the lock: the event loop would wait with it.
+                driver.execute("PRAGMA busy_timeout = 0")
+                driver.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT_PAGES}")
+                self._inline_changes_at_checkpoint = driver.total_changes
+            except BaseException:
+                connection.close()
+                raise
+            self._inline_connection = connection
+        return self._inline_connection
+
+    def _close_inline(self) -> None:
+        connection, self._inline_connection = self._inline_connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                # Discarded, not returned to the pool: another thread must not get a connection
+                # that does not wait for the lock.
+                connection.invalidate()
+                connection.close()
 
     async def fetch_direct(self, sql: str, args: Sequence[Any]) -> list[Any] | None:
         """PostgreSQL: ``sql`` straight on asyncpg, on a connection of the pool; its rows.
@@ -296,6 +429,11 @@ class UnitOfWorkRunner:
         if changes - self._changes_at_checkpoint < CHECKPOINT_CHANGES:
             return
         self._changes_at_checkpoint = changes
+        self._submit_checkpoint()
+
+    def _submit_checkpoint(self) -> None:
+        if self._checkpointer is None:
+            return
         with self._lock:
             # One run at a time and at most one waiting: requests made meanwhile are covered by it.
             if self._checkpoint_pending:
@@ -429,6 +567,12 @@ class UnitOfWorkRunner:
         """Finish the queued writes, release the threads and the synchronous engine."""
         await self._release_held()
         loop = asyncio.get_running_loop()
+        handle, self._dispatch_handle = self._dispatch_handle, None
+        if handle is not None:
+            # Writes accepted but not yet dispatched: written (or handed over) before closing.
+            handle.cancel()
+            self._dispatch(loop)
+        self._close_inline()
         if self._writer is not None:
             # Queued after any drain in progress: the writes already accepted are written first.
             await loop.run_in_executor(self._writer, self._close_writer)

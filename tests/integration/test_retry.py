@@ -33,9 +33,9 @@ def count_attempts(store: BotStore) -> list[int]:
     transactions = store._runner
     original_write, original_read = transactions.write, transactions.read
 
-    async def write(work: Callable[[Connection], Any]) -> Any:
+    async def write(work: Callable[[Connection], Any], *, small: bool = False) -> Any:
         calls.append(1)
-        return await original_write(work)
+        return await original_write(work, small=small)
 
     async def read(work: Callable[[Connection], Any]) -> Any:
         calls.append(1)
