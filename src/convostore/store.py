@@ -67,7 +67,7 @@ from convostore.schema import check_schema
 from convostore.search import query_terms, relevance, snippet
 from convostore.sessions import base_session_id, fits_session, unique_session_id
 from convostore.sqlite_files import unwritable_reason
-from convostore.unit_of_work import UnitOfWorkRunner
+from convostore.unit_of_work import SMALL_READ_ROWS, UnitOfWorkRunner
 
 logger = logging.getLogger(__name__)
 
@@ -499,11 +499,12 @@ class BotStore:
             await _back_off(attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _read(self, work: Callable[[Connection], _T]) -> _T:
+    async def _read(self, work: Callable[[Connection], _T], *, small: bool = False) -> _T:
+        """Run a one-statement read (``small``: of a bounded size, see the runner's read)."""
         for attempt in range(1, _WRITE_ATTEMPTS + 1):
             try:
                 with translate_errors(self._where):
-                    return await self._runner.read(work)
+                    return await self._runner.read(work, small=small)
             except ConvostoreError as exc:
                 if not _may_retry(exc, attempt):
                     raise
@@ -904,7 +905,7 @@ class BotStore:
         if found is not None:
             items = items_from_driver_rows(found)
         else:
-            items = await self._read(work)
+            items = await self._read(work, small=count <= SMALL_READ_ROWS)
         if not items and self.config.legacy.read_fallback:
             legacy = await self._legacy_newest(channel, count, user)
             items = [HistoryItem(m.message_id, m.role, m.content, m.metadata) for m in legacy]
@@ -931,7 +932,7 @@ class BotStore:
         if found is not None:
             rows = messages_from_asyncpg_rows(found, self.bot_name, channel.id)
         else:
-            rows = await self._read(work)
+            rows = await self._read(work, small=count <= SMALL_READ_ROWS)
         if not rows and session_id is None and self.config.legacy.read_fallback:
             return await self._legacy_newest(channel, count, user)
         return rows

@@ -8,7 +8,10 @@ synchronous pysqlite engine with the same pragmas and ``BEGIN IMMEDIATE`` handli
 one; aiosqlite would hop to its thread for every driver call, this hops once per unit of work):
 
 - **Reads** run in the reader thread. In WAL mode a reader never waits for the write lock, so a
-  ``history()`` never queues behind a write that waits for another process.
+  ``history()`` never queues behind a write that waits for another process. A small read (a
+  history of at most :data:`SMALL_READ_ROWS` messages) runs on the event loop's thread instead,
+  on a connection of its own that never waits for a lock, unless a lock was in its way or such
+  reads took over :data:`INLINE_BUDGET_S` on average in the last :data:`INLINE_COOLDOWN_S`.
 - **Writes** run in the writer thread with **group commit**: the writes that arrive while one
   transaction is being written wait in a queue and are then written together, many in one
   ``BEGIN IMMEDIATE … COMMIT`` (one write lock, one WAL flush at ``synchronous=FULL``). Each write
@@ -58,6 +61,7 @@ from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
@@ -84,6 +88,8 @@ INLINE_BUDGET_S = 0.002
 so a slow disk holds up the event loop for at most one write a second."""
 INLINE_COOLDOWN_S = 1.0
 _INLINE_COST_WEIGHT = 0.1
+SMALL_READ_ROWS = 1000
+"""Histories of at most this many messages are small reads (see ``UnitOfWorkRunner.read``)."""
 WRITER_AUTOCHECKPOINT_PAGES = 4000
 """The writer connection's ``wal_autocheckpoint``: the backstop that bounds the WAL (about 16 MB
 at 4 KB pages) if the checkpoint thread falls behind. Measured against 1,000 and 2,000 with the
@@ -103,6 +109,58 @@ class _Write(Generic[_T]):
         self.small = small
         self.result: Any = None
         self.error: BaseException | None = None
+
+
+class _OnTheLoop:
+    """Whether small units of work may run on the event loop: not while their typical time is
+    over :data:`INLINE_BUDGET_S`, nor for :data:`INLINE_COOLDOWN_S` after they could not."""
+
+    __slots__ = ("after", "cost")
+
+    def __init__(self) -> None:
+        self.cost = 0.0
+        self.after = 0.0
+
+    def allowed(self, now: float) -> bool:
+        return now >= self.after
+
+    def took(self, seconds: float, now: float) -> None:
+        # One slow call (a checkpoint, a pause of the machine) barely moves the typical time;
+        # a disk slow at every call soon does.
+        self.cost += (seconds - self.cost) * _INLINE_COST_WEIGHT
+        if self.cost > INLINE_BUDGET_S:
+            self.pause(now)
+
+    def pause(self, now: float) -> None:
+        self.after = now + INLINE_COOLDOWN_S
+
+
+def _is_busy(exc: BaseException) -> bool:
+    """Whether a SQLite error says another connection holds a lock (SQLITE_BUSY/LOCKED)."""
+    cause = exc.orig if isinstance(exc, DBAPIError) else exc
+    code = getattr(cause, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def _connection_on_the_loop(engine: Engine) -> Connection:
+    """A connection for the event loop's thread: it never waits for a lock (busy timeout 0)."""
+    connection = engine.connect()
+    try:
+        driver = cast(sqlite3.Connection, connection.connection.driver_connection)
+        driver.execute("PRAGMA busy_timeout = 0")
+        driver.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT_PAGES}")
+    except BaseException:
+        _discard(connection)
+        raise
+    return connection
+
+
+def _discard(connection: Connection) -> None:
+    """Close a connection of the event loop without returning it to the pool: another thread
+    must not get a connection that does not wait for the lock."""
+    with contextlib.suppress(Exception):
+        connection.invalidate()
+        connection.close()
 
 
 def _connection_may_be_broken(driver: Any, exc: BaseException) -> bool:
@@ -162,13 +220,14 @@ class UnitOfWorkRunner:
         self._queue: deque[_Write[Any]] = deque()
         self._lock = threading.Lock()
         self._draining = False
-        # The event loop's own connection for small writes that come alone (see write()), and
-        # until when (loop.time()) they go to the writer thread instead.
+        # The event loop's own connections for small writes that come alone (see write()) and
+        # small reads (see read()), and when these may run there.
         self._inline_connection: Connection | None = None
         self._inline_changes_at_checkpoint = 0
-        self._inline_after = 0.0
-        self._inline_cost = 0.0
+        self._inline_writes = _OnTheLoop()
         self._dispatch_handle: asyncio.Handle | None = None
+        self._inline_read_connection: Connection | None = None
+        self._inline_reads = _OnTheLoop()
         # SQLite write transactions committed and writes in them (how well writes are grouped).
         self.groups_committed = 0
         self.writes_committed = 0
@@ -203,7 +262,7 @@ class UnitOfWorkRunner:
             start = not self._draining
             self._draining = True
         if start:
-            if small and loop.time() >= self._inline_after:
+            if small and self._inline_writes.allowed(loop.time()):
                 # Decided once the tasks that are ready have run: they may queue writes too.
                 self._dispatch_handle = loop.call_soon(self._dispatch, loop)
             else:
@@ -265,7 +324,7 @@ class UnitOfWorkRunner:
             # The write lock is taken (the connection does not wait for it), or anything else:
             # the writer thread runs it, waiting for the lock or reporting the error as usual.
             logger.debug("writing in the writer thread: %s", exc)
-            self._inline_after = loop.time() + INLINE_COOLDOWN_S
+            self._inline_writes.pause(loop.time())
             return False
         try:
             with transaction:
@@ -273,15 +332,12 @@ class UnitOfWorkRunner:
         except Exception as exc:
             write.error = exc
             if connection.invalidated or connection.closed:
-                self._close_inline()
+                _discard(connection)
+                self._inline_connection = None
         else:
             self.groups_committed += 1
             self.writes_committed += 1
-        # The typical time of a write here: one slow write (a checkpoint, a pause of the machine)
-        # barely moves it, a disk that is slow at every commit soon does.
-        self._inline_cost += (loop.time() - started - self._inline_cost) * _INLINE_COST_WEIGHT
-        if self._inline_cost > INLINE_BUDGET_S:
-            self._inline_after = loop.time() + INLINE_COOLDOWN_S
+        self._inline_writes.took(loop.time() - started, loop.time())
         if self._inline_connection is not None:
             driver = cast(sqlite3.Connection, connection.connection.driver_connection)
             changes = driver.total_changes
@@ -293,27 +349,17 @@ class UnitOfWorkRunner:
     def _connection_for_inline_writes(self) -> Connection:
         if self._inline_connection is None:
             assert self._sync is not None
-            connection = self._sync.connect()
-            try:
-                driver = cast(sqlite3.Connection, connection.connection.driver_connection)
-                # Never waits for the lock: the event loop would wait with it.
-                driver.execute("PRAGMA busy_timeout = 0")
-                driver.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT_PAGES}")
-                self._inline_changes_at_checkpoint = driver.total_changes
-            except BaseException:
-                connection.close()
-                raise
+            connection = _connection_on_the_loop(self._sync)
+            driver = cast(sqlite3.Connection, connection.connection.driver_connection)
+            self._inline_changes_at_checkpoint = driver.total_changes
             self._inline_connection = connection
         return self._inline_connection
 
     def _close_inline(self) -> None:
-        connection, self._inline_connection = self._inline_connection, None
-        if connection is not None:
-            with contextlib.suppress(Exception):
-                # Discarded, not returned to the pool: another thread must not get a connection
-                # that does not wait for the lock.
-                connection.invalidate()
-                connection.close()
+        for connection in (self._inline_connection, self._inline_read_connection):
+            if connection is not None:
+                _discard(connection)
+        self._inline_connection = self._inline_read_connection = None
 
     async def fetch_direct(self, sql: str, args: Sequence[Any]) -> list[Any] | None:
         """PostgreSQL: ``sql`` straight on asyncpg, on a connection of the pool; its rows.
@@ -381,10 +427,22 @@ class UnitOfWorkRunner:
         if held is not None:
             await greenlet_spawn(held.close)
 
-    async def read(self, work: Callable[[Connection], _T]) -> _T:
-        """Run ``work``, which must read with a single statement (on SQLite it gets no BEGIN)."""
+    async def read(self, work: Callable[[Connection], _T], *, small: bool = False) -> _T:
+        """Run ``work``, which must read with a single statement (on SQLite it gets no BEGIN).
+
+        ``small``: a read of a bounded number of rows (a history of at most
+        :data:`SMALL_READ_ROWS` messages). On SQLite it runs on the event loop's thread, on a
+        connection that never waits for a lock (WAL readers take none; should one ever find a
+        lock, the reader thread runs it), as long as such reads take under
+        :data:`INLINE_BUDGET_S` on average (a cold cache on a slow disk sends them to the reader
+        thread for :data:`INLINE_COOLDOWN_S`).
+        """
         if self._reader is not None:
             loop = asyncio.get_running_loop()
+            if small and self._inline_reads.allowed(loop.time()):
+                done, result = self._read_inline(work, loop)
+                if done:
+                    return cast(_T, result)
             return await loop.run_in_executor(self._reader, self._read_in_thread, work)
         if self._autocommit_reads:
             async with self._async_reader.connect() as connection:
@@ -392,6 +450,34 @@ class UnitOfWorkRunner:
                 return await connection.run_sync(work)
         async with self._async_reader.begin() as connection:
             return await connection.run_sync(work)
+
+    def _read_inline(
+        self, work: Callable[[Connection], _T], loop: asyncio.AbstractEventLoop
+    ) -> tuple[bool, _T | None]:
+        """``work`` on the event loop's read connection: (True, its result), or (False, None)
+        when a lock stood in its way (the reader thread runs it then)."""
+        started = loop.time()
+        connection = self._inline_read_connection
+        try:
+            if connection is None:
+                assert self._sync_reader is not None
+                connection = self._inline_read_connection = _connection_on_the_loop(
+                    self._sync_reader
+                )
+            result = work(connection)
+            if connection.in_transaction():
+                connection.commit()
+        except BaseException as exc:
+            # Whatever state the failure left, the next read starts on a fresh connection.
+            if connection is not None:
+                _discard(connection)
+            self._inline_read_connection = None
+            if isinstance(exc, Exception) and _is_busy(exc):
+                self._inline_reads.pause(loop.time())
+                return False, None
+            raise
+        self._inline_reads.took(loop.time() - started, loop.time())
+        return True, result
 
     # --- the writer thread ----------------------------------------------------------------------
 

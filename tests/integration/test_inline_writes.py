@@ -114,7 +114,7 @@ async def test_slow_writes_on_the_event_loop_send_the_next_ones_to_the_writer_th
     assert inline.index(False) < 10 and sum(inline[inline.index(False) :]) <= 1
     # One slow write among fast ones (a checkpoint, a pause) does not.
     await asyncio.sleep(INLINE_COOLDOWN_S + 0.1)
-    runner._inline_cost = 0.0
+    runner._inline_writes.cost = 0.0
     fast: Callable[[Connection], int] = lambda _connection: threading.get_ident()  # noqa: E731
     assert await runner.write(slow, small=True) == loop_thread
     assert [await runner.write(fast, small=True) for _ in range(5)] == [loop_thread] * 5

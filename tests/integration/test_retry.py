@@ -37,9 +37,9 @@ def count_attempts(store: BotStore) -> list[int]:
         calls.append(1)
         return await original_write(work, small=small)
 
-    async def read(work: Callable[[Connection], Any]) -> Any:
+    async def read(work: Callable[[Connection], Any], *, small: bool = False) -> Any:
         calls.append(1)
-        return await original_read(work)
+        return await original_read(work, small=small)
 
     transactions.write = write  # type: ignore[method-assign]
     transactions.read = read  # type: ignore[method-assign]

@@ -1,0 +1,126 @@
+"""SQLite: a small read (a history of a bounded size) runs on the event loop's thread, on a
+connection that never waits for a lock; larger reads, a lock in the way and slow reads go to the
+reader thread."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Connection
+
+from convostore import BotStore
+from convostore.engine import BUSY_TIMEOUT_MS
+from convostore.unit_of_work import INLINE_BUDGET_S, SMALL_READ_ROWS
+from tests.integration.test_group_commit import CHANNEL, add, write_lock
+from tests.integration.test_inline_writes import runner_of, where
+
+
+@pytest.fixture
+def store(sqlite_store: BotStore) -> BotStore:
+    return sqlite_store
+
+
+def locked_error(path: Path) -> sqlite3.OperationalError:
+    """A real SQLITE_BUSY from the driver: a connection that does not wait meets a held lock."""
+    with write_lock(path):
+        other = sqlite3.connect(path, isolation_level=None, timeout=0)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            return exc
+        finally:
+            other.close()
+    raise AssertionError("the lock was not in the way")
+
+
+async def test_a_small_read_runs_on_the_event_loop_and_a_large_one_in_the_reader_thread(
+    store: BotStore,
+) -> None:
+    runner = runner_of(store)
+    loop_thread = threading.get_ident()
+    assert await runner.read(where, small=True) == (loop_thread, 0)
+    thread, timeout = await runner.read(where)
+    assert thread != loop_thread and timeout == BUSY_TIMEOUT_MS
+
+
+async def test_history_reads_as_before_on_the_event_loop(store: BotStore) -> None:
+    runner = runner_of(store)
+    for message_id in range(1, 6):
+        await add(store, message_id)
+    assert [m.message_id for m in await store.history(CHANNEL, limit=3)] == ["3", "4", "5"]
+    items = await store.history_items(CHANNEL, limit=2)
+    assert [i.message_id for i in items] == ["4", "5"]
+    assert runner._inline_read_connection is not None
+    # A history longer than SMALL_READ_ROWS reads in the reader thread: the same rows.
+    runner._close_inline()
+    everything = await store.history(CHANNEL, limit=SMALL_READ_ROWS + 1)
+    assert [m.message_id for m in everything] == ["1", "2", "3", "4", "5"]
+    assert runner._inline_read_connection is None
+
+
+async def test_reads_on_the_event_loop_beside_a_held_write_lock(
+    store: BotStore, sqlite_db_path: Path
+) -> None:
+    await add(store, 1)
+    with write_lock(sqlite_db_path):
+        pending = add(store, 2)  # waits for the lock in the writer thread
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        rows = await store.history(CHANNEL)
+        assert time.monotonic() - started < 1.0
+        assert [m.message_id for m in rows] == ["1"]
+        assert not pending.done()
+    await pending
+    assert [m.message_id for m in await store.history(CHANNEL)] == ["1", "2"]
+
+
+async def test_a_lock_in_the_way_sends_the_read_to_the_reader_thread(
+    store: BotStore, sqlite_db_path: Path
+) -> None:
+    runner = runner_of(store)
+    busy = locked_error(sqlite_db_path)
+    assert busy.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+    loop_thread = threading.get_ident()
+    calls: list[int] = []
+
+    def read(connection: Connection) -> int:
+        calls.append(threading.get_ident())
+        if len(calls) == 1:
+            raise busy
+        return len(calls)
+
+    assert await runner.read(read, small=True) == 2
+    assert calls[0] == loop_thread and calls[1] != loop_thread
+    # The next small reads go to the reader thread for a while.
+    thread, _ = await runner.read(where, small=True)
+    assert thread != loop_thread
+    # Any other error reaches the caller as from the reader thread.
+    runner._inline_reads.after = 0.0
+
+    def broken(connection: Connection) -> None:
+        raise ValueError("not a lock")
+
+    with pytest.raises(ValueError, match="not a lock"):
+        await runner.read(broken, small=True)
+    assert await runner.read(where, small=True) == (loop_thread, 0)
+
+
+async def test_slow_reads_on_the_event_loop_send_the_next_ones_to_the_reader_thread(
+    store: BotStore,
+) -> None:
+    runner = runner_of(store)
+    loop_thread = threading.get_ident()
+
+    def slow(connection: Connection) -> int:
+        time.sleep(INLINE_BUDGET_S * 3)  # a cold cache on a slow disk
+        return threading.get_ident()
+
+    threads = [await runner.read(slow, small=True) for _ in range(20)]
+    inline = [t == loop_thread for t in threads]
+    assert inline[0] and not all(inline)
+    assert inline.index(False) < 10 and sum(inline[inline.index(False) :]) <= 1
