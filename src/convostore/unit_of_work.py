@@ -228,6 +228,9 @@ class UnitOfWorkRunner:
         self._dispatch_handle: asyncio.Handle | None = None
         self._inline_read_connection: Connection | None = None
         self._inline_reads = _OnTheLoop()
+        # The thread whose event loop first ran work on its own connections: the only one that
+        # uses them (an event loop in another thread hands its work to the worker threads).
+        self._loop_thread: int | None = None
         # SQLite write transactions committed and writes in them (how well writes are grouped).
         self.groups_committed = 0
         self.writes_committed = 0
@@ -262,7 +265,7 @@ class UnitOfWorkRunner:
             start = not self._draining
             self._draining = True
         if start:
-            if small and self._inline_writes.allowed(loop.time()):
+            if small and self._inline_writes.allowed(loop.time()) and self._on_loop_thread():
                 # Decided once the tasks that are ready have run: they may queue writes too.
                 self._dispatch_handle = loop.call_soon(self._dispatch, loop)
             else:
@@ -345,6 +348,12 @@ class UnitOfWorkRunner:
                 self._inline_changes_at_checkpoint = changes
                 self._submit_checkpoint()
         return True
+
+    def _on_loop_thread(self) -> bool:
+        thread = threading.get_ident()
+        if self._loop_thread is None:
+            self._loop_thread = thread
+        return thread == self._loop_thread
 
     def _connection_for_inline_writes(self) -> Connection:
         if self._inline_connection is None:
@@ -439,7 +448,7 @@ class UnitOfWorkRunner:
         """
         if self._reader is not None:
             loop = asyncio.get_running_loop()
-            if small and self._inline_reads.allowed(loop.time()):
+            if small and self._inline_reads.allowed(loop.time()) and self._on_loop_thread():
                 done, result = self._read_inline(work, loop)
                 if done:
                     return cast(_T, result)

@@ -124,3 +124,26 @@ async def test_slow_reads_on_the_event_loop_send_the_next_ones_to_the_reader_thr
     inline = [t == loop_thread for t in threads]
     assert inline[0] and not all(inline)
     assert inline.index(False) < 10 and sum(inline[inline.index(False) :]) <= 1
+
+
+async def test_an_event_loop_in_another_thread_uses_the_worker_threads(store: BotStore) -> None:
+    runner = runner_of(store)
+    await add(store, 1)
+    assert await runner.read(where, small=True) == (threading.get_ident(), 0)
+
+    async def elsewhere() -> tuple[tuple[int, int], tuple[int, int], list[str]]:
+        read = await runner.read(where, small=True)
+        written = await runner.write(where, small=True)
+        return read, written, [m.message_id for m in await store.history(CHANNEL)]
+
+    other_loop: list[int] = []
+
+    def run() -> tuple[tuple[int, int], tuple[int, int], list[str]]:
+        other_loop.append(threading.get_ident())
+        return asyncio.run(elsewhere())
+
+    read, written, ids = await asyncio.to_thread(run)
+    assert ids == ["1"]
+    # Neither ran on that loop's thread with the connections of this one: the worker threads did.
+    assert read[0] != other_loop[0] and read[1] == BUSY_TIMEOUT_MS
+    assert written[0] != other_loop[0] and written[1] == BUSY_TIMEOUT_MS
