@@ -148,7 +148,6 @@ def _connection_on_the_loop(engine: Engine) -> Connection:
     try:
         driver = cast(sqlite3.Connection, connection.connection.driver_connection)
         driver.execute("PRAGMA busy_timeout = 0")
-        driver.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT_PAGES}")
     except BaseException:
         _discard(connection)
         raise
@@ -287,9 +286,10 @@ class UnitOfWorkRunner:
         A write alone in the queue (one caller at a time: a bot answering one message, an agent
         storing its turn) costs two thread hand-offs, each a wake-up of a sleeping thread, on
         top of its statements: more than the statements themselves. It runs here instead, on
-        a connection that never waits for the lock: if another connection holds it, or if the
-        write took longer than :data:`INLINE_BUDGET_S` (a slow disk at ``synchronous=FULL``),
-        the writer thread takes the writes of the next :data:`INLINE_COOLDOWN_S`. Several
+        a connection that never waits for the lock: if another connection holds it, or if such
+        writes take longer than :data:`INLINE_BUDGET_S` on average (a slow disk at
+        ``synchronous=FULL``), the writer thread takes the writes of the next
+        :data:`INLINE_COOLDOWN_S`. Several
         writes queued (concurrent callers) go to the writer thread and its group commit.
         """
         self._dispatch_handle = None
@@ -341,12 +341,9 @@ class UnitOfWorkRunner:
             self.groups_committed += 1
             self.writes_committed += 1
         self._inline_writes.took(loop.time() - started, loop.time())
-        if self._inline_connection is not None:
-            driver = cast(sqlite3.Connection, connection.connection.driver_connection)
-            changes = driver.total_changes
-            if changes - self._inline_changes_at_checkpoint >= CHECKPOINT_CHANGES:
-                self._inline_changes_at_checkpoint = changes
-                self._submit_checkpoint()
+        self._inline_changes_at_checkpoint = self._request_checkpoint(
+            self._inline_connection, self._inline_changes_at_checkpoint
+        )
         return True
 
     def _on_loop_thread(self) -> bool:
@@ -360,6 +357,8 @@ class UnitOfWorkRunner:
             assert self._sync is not None
             connection = _connection_on_the_loop(self._sync)
             driver = cast(sqlite3.Connection, connection.connection.driver_connection)
+            # The writer's backstop (see _connection_for_writes).
+            driver.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT_PAGES}")
             self._inline_changes_at_checkpoint = driver.total_changes
             self._inline_connection = connection
         return self._inline_connection
@@ -498,7 +497,9 @@ class UnitOfWorkRunner:
                     return
                 group = [self._queue.popleft() for _ in range(min(MAX_GROUP, len(self._queue)))]
             self._write_group(group)
-            self._request_checkpoint()
+            self._changes_at_checkpoint = self._request_checkpoint(
+                self._write_connection, self._changes_at_checkpoint
+            )
             # A closed loop raises RuntimeError: nobody waits for these outcomes any more.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_settle, group)
@@ -515,27 +516,23 @@ class UnitOfWorkRunner:
 
     # --- the checkpoint thread ------------------------------------------------------------------
 
-    def _request_checkpoint(self) -> None:
-        # In the writer thread, after a group: enough rows changed since the last request?
-        connection = self._write_connection
+    def _request_checkpoint(self, connection: Connection | None, since: int) -> int:
+        """After a write on ``connection`` (the writer thread's or the event loop's): ask for a
+        checkpoint once :data:`CHECKPOINT_CHANGES` rows changed on it since ``since``, its count
+        at the last request. Returns the count to keep for the next call."""
         if connection is None or self._checkpointer is None:
-            return
+            return since
         changes = cast(sqlite3.Connection, connection.connection.driver_connection).total_changes
-        if changes - self._changes_at_checkpoint < CHECKPOINT_CHANGES:
-            return
-        self._changes_at_checkpoint = changes
-        self._submit_checkpoint()
-
-    def _submit_checkpoint(self) -> None:
-        if self._checkpointer is None:
-            return
+        if changes - since < CHECKPOINT_CHANGES:
+            return since
         with self._lock:
             # One run at a time and at most one waiting: requests made meanwhile are covered by it.
             if self._checkpoint_pending:
-                return
+                return changes
             self._checkpoint_pending = True
         with contextlib.suppress(RuntimeError):  # shut down: the store is closing
             self._checkpointer.submit(self._checkpoint)
+        return changes
 
     def _checkpoint(self) -> None:
         with self._lock:
