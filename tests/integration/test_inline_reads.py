@@ -15,9 +15,14 @@ from sqlalchemy.engine import Connection
 
 from convostore import BotStore
 from convostore.engine import BUSY_TIMEOUT_MS
-from convostore.unit_of_work import INLINE_BUDGET_S, SMALL_READ_ROWS
+from convostore.unit_of_work import SMALL_READ_ROWS
 from tests.integration.test_group_commit import CHANNEL, add, write_lock
-from tests.integration.test_inline_writes import runner_of, where
+from tests.integration.test_inline_writes import (
+    assert_slow_calls_leave_the_loop,
+    runner_of,
+    slow,
+    where,
+)
 
 
 @pytest.fixture
@@ -114,16 +119,7 @@ async def test_slow_reads_on_the_event_loop_send_the_next_ones_to_the_reader_thr
     store: BotStore,
 ) -> None:
     runner = runner_of(store)
-    loop_thread = threading.get_ident()
-
-    def slow(connection: Connection) -> int:
-        time.sleep(INLINE_BUDGET_S * 3)  # a cold cache on a slow disk
-        return threading.get_ident()
-
-    threads = [await runner.read(slow, small=True) for _ in range(20)]
-    inline = [t == loop_thread for t in threads]
-    assert inline[0] and not all(inline)
-    assert inline.index(False) < 10 and sum(inline[inline.index(False) :]) <= 1
+    assert_slow_calls_leave_the_loop([await runner.read(slow, small=True) for _ in range(20)])
 
 
 async def test_an_event_loop_in_another_thread_uses_the_worker_threads(store: BotStore) -> None:

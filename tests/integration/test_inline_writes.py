@@ -34,6 +34,21 @@ def runner_of(store: BotStore) -> UnitOfWorkRunner:
     return store._runner
 
 
+def slow(connection: Connection) -> int:
+    """A unit of work three times the budget (a disk slow to sync, a cold cache): its thread."""
+    time.sleep(INLINE_BUDGET_S * 3)
+    return threading.get_ident()
+
+
+def assert_slow_calls_leave_the_loop(threads: list[int]) -> None:
+    """``threads``: where 20 slow calls in a row ran. A few run on the loop until their typical
+    time passes the budget; then the worker thread takes them (at most one on the loop a
+    cooldown)."""
+    inline = [t == threading.get_ident() for t in threads]
+    assert inline[0] and not all(inline)
+    assert inline.index(False) < 10 and sum(inline[inline.index(False) :]) <= 1
+
+
 async def test_a_lone_small_write_runs_on_the_event_loop_without_waiting_for_the_lock(
     store: BotStore,
 ) -> None:
@@ -101,17 +116,7 @@ async def test_slow_writes_on_the_event_loop_send_the_next_ones_to_the_writer_th
 ) -> None:
     runner = runner_of(store)
     loop_thread = threading.get_ident()
-
-    def slow(connection: Connection) -> int:
-        time.sleep(INLINE_BUDGET_S * 3)  # a disk slow to sync
-        return threading.get_ident()
-
-    threads = [await runner.write(slow, small=True) for _ in range(20)]
-    inline = [t == loop_thread for t in threads]
-    # A few slow ones run inline until their typical time passes the budget; then the writer
-    # thread takes them (at most one inline a cooldown).
-    assert inline[0] and not all(inline)
-    assert inline.index(False) < 10 and sum(inline[inline.index(False) :]) <= 1
+    assert_slow_calls_leave_the_loop([await runner.write(slow, small=True) for _ in range(20)])
     # One slow write among fast ones (a checkpoint, a pause) does not.
     await asyncio.sleep(INLINE_COOLDOWN_S + 0.1)
     runner._inline_writes.cost = 0.0
