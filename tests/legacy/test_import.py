@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -331,23 +331,7 @@ def test_a_failed_import_keeps_what_it_committed_and_a_rerun_finishes_it(
     # A real database trigger refuses one message, as a full disk or a dropped server would fail
     # a batch half-way; the import commits after every channel here.
     monkeypatch.setattr("convostore.legacy.run.COMMIT_EVERY", 1)
-    sqlite = db_url.startswith("sqlite")
-    if sqlite:
-        trigger = [
-            "CREATE TRIGGER refuse BEFORE INSERT ON conversations WHEN NEW.content = 'old times'"
-            " BEGIN SELECT RAISE(ABORT, 'refused by a test trigger'); END"
-        ]
-        drop = ["DROP TRIGGER refuse"]
-    else:
-        trigger = [
-            "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN IF NEW.content = 'old times'"
-            " THEN RAISE EXCEPTION 'refused by a test trigger'; END IF; RETURN NEW; END $$"
-            " LANGUAGE plpgsql",
-            "CREATE TRIGGER refuse BEFORE INSERT ON conversations FOR EACH ROW"
-            " EXECUTE FUNCTION refuse()",
-        ]
-        drop = ["DROP TRIGGER refuse ON conversations", "DROP FUNCTION refuse()"]
-    execute(db_url, *trigger)
+    drop = refuse_content(db_url, "old times")
     try:
         assert migrate(configs) == 1
         err = capsys.readouterr().err.strip()
@@ -367,6 +351,82 @@ def test_a_failed_import_keeps_what_it_committed_and_a_rerun_finishes_it(
         " FROM sessions s",
     )
     assert len(counts) == len(sessions) and all(a == b for a, b in counts)
+
+
+def refuse_content(url: str, content: str) -> list[str]:
+    """A real trigger refusing to insert a message of this content; the statements to drop it."""
+    assert "'" not in content
+    if url.startswith("sqlite"):
+        trigger = [
+            f"CREATE TRIGGER refuse BEFORE INSERT ON conversations WHEN NEW.content = '{content}'"
+            " BEGIN SELECT RAISE(ABORT, 'refused by a test trigger'); END"
+        ]
+        drop = ["DROP TRIGGER refuse"]
+    else:
+        trigger = [
+            f"CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN IF NEW.content = '{content}'"
+            " THEN RAISE EXCEPTION 'refused by a test trigger'; END IF; RETURN NEW; END $$"
+            " LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse BEFORE INSERT ON conversations FOR EACH ROW"
+            " EXECUTE FUNCTION refuse()",
+        ]
+        drop = ["DROP TRIGGER refuse ON conversations", "DROP FUNCTION refuse()"]
+    execute(url, *trigger)
+    return drop
+
+
+def test_long_channels_are_written_whole_in_statements_of_many_rows(
+    tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Channels longer than one multi-row statement (and than one batch) arrive whole and exact:
+    every record's content, time and Discord id, sessions whose counts match their rows; a
+    refused row in the middle of a statement fails the import with one line and stores nothing,
+    and the rerun imports everything."""
+    data = tmp_path / "legacy"
+    start = datetime(2025, 1, 10, 9, 0)  # naive Berlin winter time: UTC+1
+    expected: dict[str, tuple[datetime, str | None]] = {}
+    for channel, user, length in ((C3, U1, 1203), (C4, U2, 5009)):
+        records = []
+        for i in range(length):
+            content = f"{channel} message {i:04d}"
+            at = start + timedelta(minutes=7 * i)
+            discord_id = str(M1 + channel + i) if i % 3 == 0 else None
+            extra = {"message_id": int(discord_id)} if discord_id else {}
+            records.append(
+                record("user" if i % 2 else "assistant", content, at.isoformat(), "sage", **extra)
+            )
+            expected[content] = (at.replace(tzinfo=UTC) - timedelta(hours=1), discord_id)
+        write(
+            data / "multi_bot_conversations" / "sage" / f"{channel}_{user}.json",
+            conversation(channel, user, *reversed(records)),
+        )
+    configs = write_configs(tmp_path / "bots", db_url, data, sage={})
+    drop = refuse_content(db_url, f"{C4} message 0777")
+    try:
+        assert migrate(configs) == 1
+        err = capsys.readouterr().err.strip()
+        assert "refused by a test trigger" in err and len(err.splitlines()) == 1
+        assert all_rows(db_url) == [] and all_sessions(db_url) == []
+    finally:
+        execute(db_url, *drop)
+    assert migrate(configs) == 0
+    rows = all_rows(db_url)
+    assert len(rows) == len(expected) == 6212
+    for row in rows:
+        at, discord_id = expected[row[9]]
+        assert row[10] == at
+        assert discord_id is None or row[7] == discord_id
+    assert len({r[7] for r in rows}) == len(rows)
+    counts = query(
+        db_url,
+        "SELECT s.message_count, (SELECT count(*) FROM conversations c WHERE c.bot_name ="
+        " s.bot_name AND c.channel_id = s.channel_id AND c.session_id = s.session_id)"
+        " FROM sessions s",
+    )
+    assert all(stored == counted for stored, counted in counts)
+    assert sum(stored for stored, _ in counts) == len(rows)
+    assert migrate(configs) == 0
+    assert len(all_rows(db_url)) == len(rows)
 
 
 def execute(url: str, *statements: str) -> None:

@@ -275,27 +275,34 @@ class LegacyImport:
             commit_every=commit_every,
             progress=self.progress,
         )
-        for bot in bots:
-            config = self.config_for(bot)
-            assert config is not None
-            writer.write_bot(bot, config)
-        writer.flush()
-        if not self.dry_run and bots:
-            # The ledger tells stores and `convostore doctor` which files are newer than the import.
-            finished = datetime.now(UTC)
-            connection.execute(
-                LEDGER.insert(),
-                [
-                    {
-                        "bot_name": bot,
-                        "finished_at": finished,
-                        "data_dir": os.pathsep.join(str(d) for d in self.data_dirs),
-                        "messages": self.report.bot(bot).records["imported"],
-                    }
-                    for bot in bots
-                ],
-            )
-            # The search index takes the imported rows in one batch (SQLite; nothing to do on
-            # PostgreSQL or before revision 0005).
-            index_pending(connection)
-        writer.finish()
+        try:
+            for bot in bots:
+                config = self.config_for(bot)
+                assert config is not None
+                writer.write_bot(bot, config)
+            writer.flush()
+            writer.wait()
+            if not self.dry_run and bots:
+                self._finish_ledger(connection, bots)
+            writer.finish()
+        finally:
+            writer.close()
+
+    def _finish_ledger(self, connection: Connection, bots: list[str]) -> None:
+        # The ledger tells stores and `convostore doctor` which files are newer than the import.
+        finished = datetime.now(UTC)
+        connection.execute(
+            LEDGER.insert(),
+            [
+                {
+                    "bot_name": bot,
+                    "finished_at": finished,
+                    "data_dir": os.pathsep.join(str(d) for d in self.data_dirs),
+                    "messages": self.report.bot(bot).records["imported"],
+                }
+                for bot in bots
+            ],
+        )
+        # The search index takes the imported rows in one batch (SQLite; nothing to do on
+        # PostgreSQL or before revision 0005).
+        index_pending(connection)

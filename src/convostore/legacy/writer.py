@@ -7,6 +7,7 @@ sessions complete.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import groupby
@@ -23,6 +24,7 @@ from sqlalchemy.sql.expression import TableClause
 
 from convostore.bulk_insert import unnest_insert
 from convostore.config import BotConfig
+from convostore.legacy.batches import Behind, insert_rows
 from convostore.legacy.report import ImportProgress, ImportReport
 from convostore.legacy.rules import CHANNEL_TYPE, SOURCE
 from convostore.legacy.stage import Stage, StagedRow
@@ -108,9 +110,13 @@ _PG_INSERT_MESSAGES = unnest_insert(
 )
 
 
-def _raw_insert(table: str, columns: Sequence[str]) -> str:
-    marks = ", ".join("?" * len(columns))
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) ON CONFLICT DO NOTHING"
+def _insert_head(table: str, columns: Sequence[str]) -> str:
+    return f"INSERT INTO {table} ({', '.join(columns)})"
+
+
+_SQLITE_SESSIONS = _insert_head("sessions", _SESSION_COLUMNS)
+_SQLITE_MESSAGES = _insert_head("conversations", _MESSAGE_COLUMNS)
+_ON_CONFLICT = "ON CONFLICT DO NOTHING"
 
 
 class _Session:
@@ -131,6 +137,11 @@ class Writer:
     values to Python objects and back was the largest cost of the import. PostgreSQL gets each
     flush's messages as one statement of arrays (:data:`_PG_INSERT_MESSAGES`), the sessions
     through Core.
+
+    SQLite takes many rows per statement, and through the standard ``sqlite3`` driver the
+    statements and commits run on a thread of their own (:mod:`convostore.legacy.batches`), so
+    cutting the next batch into sessions overlaps writing this one. The caller waits for that
+    thread (:meth:`wait`) before it uses the connection itself, and :meth:`close` stops it.
     """
 
     def __init__(
@@ -155,8 +166,20 @@ class Writer:
         self.sqlite = connection.dialect.name == "sqlite"
         insert = sqlite_insert if self.sqlite else pg_insert
         self.insert_sessions = insert(_sessions).on_conflict_do_nothing()
+        self._behind = Behind(
+            connection.dialect.driver == "pysqlite" and not dry_run, "convostore-import"
+        )
+
+    def wait(self) -> None:
+        """Until the write in flight is done; raises its error if it failed."""
+        self._behind.wait()
+
+    def close(self) -> None:
+        """Let the write in flight finish, then stop the writer's thread (raises nothing)."""
+        self._behind.close()
 
     def _exists(self, table: TableClause, bot: str) -> bool:
+        self.wait()
         found = self.connection.execute(
             select(table.c.id).where(table.c.bot_name == bot).limit(1)
         ).first()
@@ -164,6 +187,7 @@ class Writer:
 
     def _column(self, column: Any, bot: str, channel_id: str) -> set[str]:
         table = column.table
+        self.wait()
         return set(
             self.connection.execute(
                 select(column).where(table.c.bot_name == bot, table.c.channel_id == channel_id)
@@ -182,8 +206,9 @@ class Writer:
             )
             taken = self._column(_sessions.c.session_id, bot, channel_id) if has_sessions else set()
             done = self._write_channel(bot, config, channel_id, group, present, taken, done)
-            self.flush()
-            if self.commit_every is not None and self.pending >= self.commit_every:
+            pending = self.pending + len(self.messages)
+            if self.commit_every is not None and pending >= self.commit_every:
+                self.flush()
                 self._commit()
         if self.progress:
             self.progress.advance("writing messages", done % 1000)
@@ -278,45 +303,43 @@ class Writer:
             self.flush()
 
     def flush(self) -> None:
-        if not self.dry_run:
-            if self.sqlite:
-                if self.sessions:
-                    self.connection.exec_driver_sql(
-                        _raw_insert("sessions", _SESSION_COLUMNS), self.sessions
-                    )
-                if self.messages:
-                    self.connection.exec_driver_sql(
-                        _raw_insert("conversations", _MESSAGE_COLUMNS), self.messages
-                    )
-            else:
-                if self.sessions:
-                    self.connection.execute(
-                        self.insert_sessions,
-                        [dict(zip(_SESSION_COLUMNS, s, strict=True)) for s in self.sessions],
-                    )
-                if self.messages:
-                    columns = zip(*self.messages, strict=True)
-                    params = {
-                        name: list(values)
-                        for name, values in zip(_MESSAGE_COLUMNS, columns, strict=True)
-                    }
-                    params["metadata"] = [
-                        _JSON_NULL if m is None else m for m in params["metadata"]
-                    ]
-                    self.connection.execute(_PG_INSERT_MESSAGES, params)
-        self.pending += len(self.messages)
-        self.sessions = []
-        self.messages = []
+        """Hand the rows cut so far to the connection (sessions before their messages)."""
+        sessions, messages = self.sessions, self.messages
+        self.pending += len(messages)
+        self.sessions, self.messages = [], []
+        if not self.dry_run and (sessions or messages):
+            self._behind.submit(functools.partial(self._insert, sessions, messages))
+
+    def _insert(self, sessions: list[tuple[Any, ...]], messages: list[tuple[Any, ...]]) -> None:
+        if self.sqlite:
+            execute = self.connection.exec_driver_sql
+            insert_rows(execute, _SQLITE_SESSIONS, sessions, _ON_CONFLICT)
+            insert_rows(execute, _SQLITE_MESSAGES, messages, _ON_CONFLICT)
+            return
+        if sessions:
+            self.connection.execute(
+                self.insert_sessions,
+                [dict(zip(_SESSION_COLUMNS, s, strict=True)) for s in sessions],
+            )
+        if messages:
+            columns = zip(*messages, strict=True)
+            params = {
+                name: list(values) for name, values in zip(_MESSAGE_COLUMNS, columns, strict=True)
+            }
+            params["metadata"] = [_JSON_NULL if m is None else m for m in params["metadata"]]
+            self.connection.execute(_PG_INSERT_MESSAGES, params)
 
     def _commit(self) -> None:
         if not self.dry_run:
-            self.connection.commit()
+            self._behind.submit(self.connection.commit)
         self.pending = 0
 
     def finish(self) -> None:
+        """Write what is left, commit it when the writer commits, and wait for it."""
         self.flush()
         if self.commit_every is not None:
             self._commit()
+        self.wait()
 
 
 def _by_channel(
