@@ -25,6 +25,7 @@ FULL = {
     "migrate_kills": 13,
     "migrate_messages": 20_000,
     "db_sizes_kb": [256, 512, 1024, 2048],
+    "import_sizes_kb": [256, 1536, 8192, 24576, 49152],
     "backup_sizes_kb": [16, 64, 128, 256, 512, 768, 1024, 1280],
     "restore_fills": [1_000, 50_000, 200_000, 600_000, 1_500_000],
     "restores": 10,
@@ -36,6 +37,7 @@ QUICK = {
     "migrate_kills": 2,
     "migrate_messages": 3_000,
     "db_sizes_kb": [256],
+    "import_sizes_kb": [256, 1536],
     "backup_sizes_kb": [64, 512],
     "restore_fills": [1_000, 200_000],
     "restores": 2,
@@ -99,6 +101,14 @@ def run_all(
             step(restore_live.run(live, directory, restores=int(sizes["restores"])))  # type: ignore[call-overload]
         if "disk" in only:
             step(disk.under_database(template, work, sizes_kb=sizes["db_sizes_kb"]))  # type: ignore[arg-type]
+            step(
+                disk.under_import(
+                    template,
+                    work,
+                    messages=int(sizes["migrate_messages"]),  # type: ignore[call-overload]
+                    sizes_kb=sizes["import_sizes_kb"],  # type: ignore[arg-type]
+                )
+            )
             step(disk.under_backup(template, work, sizes_kb=sizes["backup_sizes_kb"]))  # type: ignore[arg-type]
             step(disk.under_restore(template, work, fills=sizes["restore_fills"]))  # type: ignore[arg-type]
         if "readonly" in only:

@@ -13,11 +13,14 @@ from tests.faults.report import Outcome
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc)
+    return f"{type(exc).__name__}: {_gist(str(exc))}"
+
+
+def _gist(text: str) -> str:
     for marker in ("no space left", "disk is full", "read-only", "in use"):
         if marker in text:
-            return f"{type(exc).__name__}: …{marker}…"
-    return f"{type(exc).__name__}: {text[-80:]}"
+            return f"…{marker}…"
+    return text[-80:]
 
 
 def _tmp_leftovers(directory: Path) -> list[str]:
@@ -134,4 +137,66 @@ def under_restore(template: Path, work: Path, *, fills: list[int]) -> Outcome:
             if not after.ok or left or after.messages_per_bot != before:
                 outcome.failures += 1
                 outcome.notes.append(f"{leave} B free: ok={after.ok} left={left}")
+    return outcome
+
+
+def under_import(template: Path, work: Path, *, messages: int, sizes_kb: list[int]) -> Outcome:
+    """``migrate-legacy`` into a database on a disk that fills up mid-import: one clear line, a
+    consistent database, and a rerun with space back that equals a clean import."""
+    from tests.faults.kill import _configs, _fingerprint, _migrate, _tree
+
+    outcome = Outcome(
+        "full disk under migrate-legacy, then rerun", "sqlite", attempts=len(sizes_kb)
+    )
+    tree = _tree(work, messages)
+    clean = work / "import-clean.db"
+    shutil.copyfile(template, clean)
+    _configs(work / "import-clean-config", clean, tree)
+    _out, err = _migrate(work / "import-clean-config", tree).communicate(timeout=600)
+    if err.strip():
+        raise RuntimeError(f"clean migrate-legacy failed: {err[-2000:]}")
+    expected = _fingerprint(f"sqlite:///{clean}")
+    for size in sizes_kb:
+        with mounts.tmpfs(work / f"import-{size}", size + template.stat().st_size // 1024) as place:
+            database = place / "conversations.db"
+            shutil.copyfile(template, database)
+            config_dir = work / f"import-{size}-config"
+            _configs(config_dir, database, tree)
+            proc = _migrate(config_dir, tree)
+            _out, err = proc.communicate(timeout=600)
+            lines = err.strip().splitlines()
+            seen = _gist(lines[-1]) if lines else "no error"
+            outcome.saw(f"exit {proc.returncode}, one line: {seen}")
+            conn = sqlite3.connect(database)
+            try:
+                integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
+                counts = conn.execute(
+                    "SELECT (SELECT count(*) FROM conversations),"
+                    " (SELECT coalesce(sum(message_count), 0) FROM sessions)"
+                ).fetchone()
+                moved = work / f"import-{size}.db"
+                target = sqlite3.connect(moved)
+                conn.backup(target)  # the database and its WAL, as one consistent copy
+                target.close()
+            finally:
+                conn.close()
+        last = lines[-1][:200] if lines else ""
+        outcome.notes.append(f"{size} KiB: {counts[0]} rows committed before it filled; {last}")
+        full = "disk is full" in seen or "no space left" in seen
+        if proc.returncode != 1 or not full or len(lines) != 1 or "Traceback" in err:
+            outcome.failures += 1
+            outcome.notes.append(f"{size} KiB: exit {proc.returncode}, stderr {err[-300:]!r}")
+        if integrity != "ok" or counts[0] != counts[1]:
+            outcome.failures += 1
+            outcome.notes.append(f"{size} KiB: integrity {integrity}, rows/session counts {counts}")
+        _configs(config_dir, moved, tree)
+        again = _migrate(config_dir, tree)
+        _out, err = again.communicate(timeout=600)
+        got = _fingerprint(f"sqlite:///{moved}")
+        if again.returncode != 0 or got != expected:
+            outcome.failures += 1
+            outcome.notes.append(f"{size} KiB rerun: exit {again.returncode}, {got} vs {expected}")
+        else:
+            outcome.acknowledged += int(got.split()[0])
+    outcome.notes.append(f"clean import: {expected}")
     return outcome

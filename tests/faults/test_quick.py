@@ -52,6 +52,13 @@ def test_full_disk_under_database_backup_and_restore(sqlite_template: Path, tmp_
         _clean(outcome)
 
 
+def test_full_disk_under_migrate_legacy(sqlite_template: Path, tmp_path: Path) -> None:
+    outcome = disk.under_import(sqlite_template, tmp_path, messages=4000, sizes_kb=[256, 1536])
+    _clean(outcome)
+    assert outcome.seen == {"exit 1, one line: …disk is full…": 2}, outcome.seen
+    assert outcome.acknowledged == 2 * int(outcome.notes[-1].split()[2])
+
+
 def test_read_only_places_and_corrupt_files(sqlite_template: Path, tmp_path: Path) -> None:
     _clean(places.read_only(sqlite_template, tmp_path))
     _clean(places.corrupt(sqlite_template, tmp_path))
