@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -180,9 +181,13 @@ async def test_reads_do_not_wait_behind_a_write_that_waits_for_the_lock(
         await until(lambda: idle(store._runner))
         pending = add(store, 2)
         await until(lambda: taken(store._runner))
-        # The write waits for the lock (up to the busy timeout); the read does not queue behind it.
+        # The write waits for the lock (up to the busy timeout); the read does not queue behind it:
+        # a small history runs on the event loop's own read connection (test_inline_reads).
+        started = time.monotonic()
         rows = await asyncio.wait_for(store.history(CHANNEL), timeout=5)
+        assert time.monotonic() - started < 1.0
         assert [m.message_id for m in rows] == ["1"]
+        assert store._runner._inline_read_connection is not None
         assert not pending.done()
     await pending
     assert [m.message_id for m in await store.history(CHANNEL)] == ["1", "2"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -66,22 +65,6 @@ async def test_history_reads_as_before_on_the_event_loop(store: BotStore) -> Non
     everything = await store.history(CHANNEL, limit=SMALL_READ_ROWS + 1)
     assert [m.message_id for m in everything] == ["1", "2", "3", "4", "5"]
     assert runner._inline_read_connection is None
-
-
-async def test_reads_on_the_event_loop_beside_a_held_write_lock(
-    store: BotStore, sqlite_db_path: Path
-) -> None:
-    await add(store, 1)
-    with write_lock(sqlite_db_path):
-        pending = add(store, 2)  # waits for the lock in the writer thread
-        await asyncio.sleep(0.05)
-        started = time.monotonic()
-        rows = await store.history(CHANNEL)
-        assert time.monotonic() - started < 1.0
-        assert [m.message_id for m in rows] == ["1"]
-        assert not pending.done()
-    await pending
-    assert [m.message_id for m in await store.history(CHANNEL)] == ["1", "2"]
 
 
 async def test_a_lock_in_the_way_sends_the_read_to_the_reader_thread(

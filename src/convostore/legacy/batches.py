@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import wait as wait_for
 from itertools import chain
 from typing import Any
 
@@ -79,8 +78,7 @@ class Behind:
             future.result()
 
     def close(self) -> None:
-        if self._in_flight is not None:
-            wait_for([self._in_flight])
-            self._in_flight = None
+        # The pool's shutdown waits for the job in flight and leaves its error in its future.
+        self._in_flight = None
         if self._pool is not None:
             self._pool.shutdown()
