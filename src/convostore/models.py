@@ -1,13 +1,14 @@
 """Declarative models of the ``conversations`` and ``sessions`` tables.
 
-Column names, CHECK constraints and the four original index names follow the storage plan; the
-additions are the two unique keys, the foreign key that ties messages to their session, a
-covering index for "newest N messages of a channel", the partial unique index that allows one open
-session per bot and channel, the ``source`` marker of imported rows, ``legacy_imports``, the
-ledger of legacy JSON imports, (revision 0003) the Discord columns of a message and
-``message_revisions``, the earlier versions of edited messages, (revision 0005) an index on a
-message's user and time, and (revision 0007) on SQLite only ``idx_conversations_history``, which
-holds every column a history read selects.
+Column names, CHECK constraints and the original index names follow the storage plan, but for
+``idx_conversations_bot_channel``, dropped by revision 0008 (the key of
+``idx_conversations_bot_channel_time`` starts with its key). The additions are the two unique keys,
+the foreign key that ties messages to their session, a covering index for "newest N messages of a
+channel", the partial unique index that allows one open session per bot and channel, the
+``source`` marker of imported rows, ``legacy_imports``, the ledger of legacy JSON imports,
+(revision 0003) the Discord columns of a message and ``message_revisions``, the earlier versions of
+edited messages, (revision 0005) an index on a message's user and time, and (revision 0007) on
+SQLite only ``idx_conversations_history``, which holds every column a history read selects.
 """
 
 from __future__ import annotations
@@ -170,7 +171,6 @@ class ConversationModel(Base):
             ["sessions.bot_name", "sessions.channel_id", "sessions.session_id"],
             ondelete="CASCADE",
         ),
-        Index("idx_conversations_bot_channel", "bot_name", "channel_id"),
         Index("idx_conversations_session", "session_id"),
         Index("idx_conversations_bot_channel_time", "bot_name", "channel_id", "timestamp", "id"),
         Index("idx_conversations_bot_user_time", "bot_name", "user_id", "timestamp", "id"),

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from convostore.errors import SchemaError
 
 # Every revision under alembic/versions, oldest first; a test keeps this in step with Alembic.
-KNOWN_REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")
+KNOWN_REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008")
 HEAD_REVISION = KNOWN_REVISIONS[-1]
 
 # Full-text search objects live outside the models (revision 0004): SQLite's FTS5 table and its
