@@ -123,47 +123,52 @@ def extend_values(at: datetime, channel: str) -> tuple[str, ...]:
     )
 
 
+# The raw baseline's statements with ``?`` parameters (also run by bench_inprocess and
+# bench_wal_pages with plain sqlite3).
+RAW_EXTEND = EXTEND.format(at="?1", bot="?2", channel="?3", start="?4", last="?5")
+RAW_CLOSE = CLOSE.format(false="0", bot="?", channel="?") + " AND is_active"
+RAW_START = START.format(*("?" * 5), "1")
+RAW_INSERT = INSERT.format(", ".join("?" * 12))
+
+
+def insert_values(m: dict[str, Any], channel: str, session: str) -> tuple[Any, ...]:
+    """The values of ``RAW_INSERT`` for message ``m`` of the workload."""
+    return (
+        "raw",
+        channel,
+        "c",
+        "channel",
+        str(m["user_id"]),
+        m["username"],
+        session,
+        str(m["message_id"]),
+        m["role"],
+        m["content"],
+        _sqlite_time(m["timestamp"]),
+        None,
+    )
+
+
 async def run_aiosqlite(
     path: Path, messages: list[dict[str, Any]], synchronous: str = "normal"
 ) -> common.Timer:
     import aiosqlite
 
-    extend = EXTEND.format(at="?1", bot="?2", channel="?3", start="?4", last="?5")
-    close = CLOSE.format(false="0", bot="?", channel="?") + " AND is_active"
-    start_sql = START.format(*("?" * 5), "1")
-    insert = INSERT.format(", ".join("?" * 12))
-
     async def store(db: aiosqlite.Connection, m: dict[str, Any]) -> None:
         at = m["timestamp"]
         channel = str(m["channel"] + 1)
         await db.execute("BEGIN IMMEDIATE")
-        cursor = await db.execute(extend, extend_values(at, channel))
+        cursor = await db.execute(RAW_EXTEND, extend_values(at, channel))
         found = await cursor.fetchone()
         if found is None:
             session = f"s-{m['message_id']}"
-            await db.execute(close, ("raw", channel))
+            await db.execute(RAW_CLOSE, ("raw", channel))
             await db.execute(
-                start_sql, ("raw", channel, session, _sqlite_time(at), _sqlite_time(at))
+                RAW_START, ("raw", channel, session, _sqlite_time(at), _sqlite_time(at))
             )
         else:
             session = found[0]
-        cursor = await db.execute(
-            insert,
-            (
-                "raw",
-                channel,
-                "c",
-                "channel",
-                str(m["user_id"]),
-                m["username"],
-                session,
-                str(m["message_id"]),
-                m["role"],
-                m["content"],
-                _sqlite_time(at),
-                None,
-            ),
-        )
+        cursor = await db.execute(RAW_INSERT, insert_values(m, channel, session))
         await cursor.fetchone()
         await db.execute("COMMIT")
 

@@ -78,12 +78,12 @@ def raw_groups(path: Path, count: int, writers: int, synchronous: str) -> common
     message ``i`` of every writer in one ``BEGIN IMMEDIATE … COMMIT`` (``writers`` = 1: one
     transaction per message). No threads, no records: the driver's own cost of the same work.
     """
-    from bench_append import CLOSE, EXTEND, INSERT, START, _sqlite_time, extend_values
+    from bench_append import RAW_CLOSE as close
+    from bench_append import RAW_EXTEND as extend
+    from bench_append import RAW_INSERT as insert
+    from bench_append import RAW_START as start_sql
+    from bench_append import _sqlite_time, extend_values
 
-    extend = EXTEND.format(at="?1", bot="?2", channel="?3", start="?4", last="?5")
-    close = CLOSE.format(false="0", bot="?", channel="?") + " AND is_active"
-    start_sql = START.format(*("?" * 5), "1")
-    insert = INSERT.format(", ".join("?" * 12))
     per_writer = count // writers
     db = sqlite3.connect(path, isolation_level=None)
     for pragma in common.sqlite_pragmas(synchronous):

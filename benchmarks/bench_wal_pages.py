@@ -13,8 +13,8 @@ Each contender first stores ``--seed`` messages over ``--channels`` conversation
 conversation has rows and an open session), then the WAL is emptied and automatic checkpoints are
 turned off, and ``--count`` more messages are timed; the pages written are the WAL's frame count
 afterwards (``PRAGMA wal_checkpoint(PASSIVE)`` from a second connection), divided by the commits.
-Every contender runs ``--runs`` times per level, in turns; the median run is reported. ``ratio``:
-this contender's rate / the SDK's, same level, same run.
+Every contender runs ``--runs`` times per level, in turns; the median run is reported.
+``ratio_to_sdk``: this contender's median rate / the SDK's, same level, same run.
 
     .venv/bin/python benchmarks/bench_wal_pages.py [--count 2000] [--seed 4000]
         [--channels 1000] [--synchronous normal,full] [--runs 3]
@@ -51,38 +51,26 @@ def wal_frames(path: Path) -> int:
 
 def raw_appender(conn: sqlite3.Connection) -> Callable[[dict[str, Any]], None]:
     """One append with the raw statements, one transaction (as ``bench_append.run_aiosqlite``)."""
-    extend = bench_append.EXTEND.format(at="?1", bot="?2", channel="?3", start="?4", last="?5")
-    close = bench_append.CLOSE.format(false="0", bot="?", channel="?") + " AND is_active"
-    start_sql = bench_append.START.format(*("?" * 5), "1")
-    insert = bench_append.INSERT.format(", ".join("?" * 12))
     at_text = bench_append._sqlite_time
 
     def store(m: dict[str, Any]) -> None:
         at = m["timestamp"]
         channel = str(m["channel"] + 1)
         conn.execute("BEGIN IMMEDIATE")
-        found = conn.execute(extend, bench_append.extend_values(at, channel)).fetchone()
+        found = conn.execute(
+            bench_append.RAW_EXTEND, bench_append.extend_values(at, channel)
+        ).fetchone()
         if found is None:
             session = f"s-{m['message_id']}"
-            conn.execute(close, ("raw", channel))
-            conn.execute(start_sql, ("raw", channel, session, at_text(at), at_text(at)))
+            conn.execute(bench_append.RAW_CLOSE, ("raw", channel))
+            conn.execute(
+                bench_append.RAW_START, ("raw", channel, session, at_text(at), at_text(at))
+            )
         else:
             session = found[0]
-        values = (
-            "raw",
-            channel,
-            "c",
-            "channel",
-            str(m["user_id"]),
-            m["username"],
-            session,
-            str(m["message_id"]),
-            m["role"],
-            m["content"],
-            at_text(at),
-            None,
-        )
-        conn.execute(insert, values).fetchone()
+        conn.execute(
+            bench_append.RAW_INSERT, bench_append.insert_values(m, channel, session)
+        ).fetchone()
         conn.execute("COMMIT")
 
     return store

@@ -7,69 +7,23 @@ backends, the upgrade replaces ``idx_conversations_bot_user`` and the downgrade 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import create_engine, event, inspect
-from sqlalchemy.engine import Connection, Engine, make_url
 
 from convostore import BotStore, ChannelInfo
 from convostore.ops.user_data import forget_user
 from convostore.repositories.lifecycle import user_data
 from convostore.web import queries
 from tests.conftest import ConfigFactory, alembic_config, upgrade
+from tests.helpers.plans import index_names as _indexes
+from tests.helpers.plans import statement_plan as _plan
+from tests.helpers.plans import sync_connection as _connection
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 NEW, OLD = "idx_conversations_bot_user_time", "idx_conversations_bot_user"
-
-
-def _sync_engine(url: str) -> Engine:
-    parsed = make_url(url)
-    driver = "sqlite" if parsed.get_backend_name() == "sqlite" else "postgresql+psycopg"
-    return create_engine(parsed.set(drivername=driver))
-
-
-@contextmanager
-def _connection(url: str) -> Iterator[Connection]:
-    engine = _sync_engine(url)
-    try:
-        with engine.connect() as connection:
-            yield connection
-    finally:
-        engine.dispose()
-
-
-def _indexes(url: str) -> set[str]:
-    with _connection(url) as connection:
-        return {str(i["name"]) for i in inspect(connection).get_indexes("conversations")}
-
-
-def _plan(connection: Connection, run: Callable[[Connection], Any]) -> str:
-    """The plan of the statement ``run`` sends, as the database explains it."""
-    sent: list[tuple[str, Any]] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        sent.append((statement, parameters))
-
-    event.listen(connection, "before_cursor_execute", record)
-    try:
-        run(connection)
-    finally:
-        event.remove(connection, "before_cursor_execute", record)
-    statement, parameters = sent[0]
-    if connection.dialect.name == "sqlite":
-        rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
-        return "\n".join(str(r[-1]) for r in rows)
-    # A handful of rows would be read by a sequential scan; rule out the plans that are not the
-    # index's (a scan of the table, a bitmap scan, a sort) unless nothing else can answer.
-    for setting in ("enable_seqscan", "enable_bitmapscan", "enable_sort"):
-        connection.exec_driver_sql(f"SET LOCAL {setting} = off")
-    rows = connection.exec_driver_sql(f"EXPLAIN {statement}", parameters)
-    return "\n".join(str(r[0]) for r in rows)
 
 
 async def _fill(config: Any) -> None:
