@@ -131,8 +131,9 @@ RAW_START = START.format(*("?" * 5), "1")
 RAW_INSERT = INSERT.format(", ".join("?" * 12))
 
 
-def insert_values(m: dict[str, Any], channel: str, session: str) -> tuple[Any, ...]:
-    """The values of ``RAW_INSERT`` for message ``m`` of the workload."""
+def insert_values(m: dict[str, Any], channel: str, session: str, at: Any) -> tuple[Any, ...]:
+    """The values of the raw insert for message ``m`` of the workload, its time given as ``at``
+    (SQLite: its text, ``_sqlite_time``; asyncpg: the datetime)."""
     return (
         "raw",
         channel,
@@ -144,7 +145,7 @@ def insert_values(m: dict[str, Any], channel: str, session: str) -> tuple[Any, .
         str(m["message_id"]),
         m["role"],
         m["content"],
-        _sqlite_time(m["timestamp"]),
+        at,
         None,
     )
 
@@ -168,7 +169,7 @@ async def run_aiosqlite(
             )
         else:
             session = found[0]
-        cursor = await db.execute(RAW_INSERT, insert_values(m, channel, session))
+        cursor = await db.execute(RAW_INSERT, insert_values(m, channel, session, _sqlite_time(at)))
         await cursor.fetchone()
         await db.execute("COMMIT")
 
@@ -209,21 +210,7 @@ async def run_asyncpg(plain_url: str, messages: list[dict[str, Any]]) -> common.
                 session = f"s-{m['message_id']}"
                 await conn.execute(close, "raw", channel)
                 await conn.execute(start_sql, "raw", channel, session, at)
-            await conn.fetchval(
-                insert,
-                "raw",
-                channel,
-                "c",
-                "channel",
-                str(m["user_id"]),
-                m["username"],
-                session,
-                str(m["message_id"]),
-                m["role"],
-                m["content"],
-                at,
-                None,
-            )
+            await conn.fetchval(insert, *insert_values(m, channel, session, at))
 
     conn = await asyncpg.connect(plain_url)
     try:

@@ -69,7 +69,7 @@ def raw_appender(conn: sqlite3.Connection) -> Callable[[dict[str, Any]], None]:
         else:
             session = found[0]
         conn.execute(
-            bench_append.RAW_INSERT, bench_append.insert_values(m, channel, session)
+            bench_append.RAW_INSERT, bench_append.insert_values(m, channel, session, at_text(at))
         ).fetchone()
         conn.execute("COMMIT")
 
