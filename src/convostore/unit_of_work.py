@@ -289,8 +289,8 @@ class UnitOfWorkRunner:
         a connection that never waits for the lock: if another connection holds it, or if such
         writes take longer than :data:`INLINE_BUDGET_S` on average (a slow disk at
         ``synchronous=FULL``), the writer thread takes the writes of the next
-        :data:`INLINE_COOLDOWN_S`. Several
-        writes queued (concurrent callers) go to the writer thread and its group commit.
+        :data:`INLINE_COOLDOWN_S`. Several writes queued (concurrent callers) go to the writer
+        thread and its group commit.
         """
         self._dispatch_handle = None
         with self._lock:

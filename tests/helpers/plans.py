@@ -7,19 +7,15 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import create_engine, event, inspect
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Connection
 
-
-def sync_engine(url: str) -> Engine:
-    """A synchronous engine on the database at ``url`` (pysqlite or psycopg)."""
-    parsed = make_url(url)
-    driver = "sqlite" if parsed.get_backend_name() == "sqlite" else "postgresql+psycopg"
-    return create_engine(parsed.set(drivername=driver))
+from tests.helpers.rows import sync_url
 
 
 @contextmanager
 def sync_connection(url: str) -> Iterator[Connection]:
-    engine = sync_engine(url)
+    """A connection to the database at ``url`` through a synchronous driver."""
+    engine = create_engine(sync_url(url))
     try:
         with engine.connect() as connection:
             yield connection

@@ -11,13 +11,13 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from alembic import command
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from convostore import BotStore, ChannelInfo
 from convostore.repositories.messages import MessageRepository
 from tests.conftest import ConfigFactory, alembic_config, revision_named, upgrade
 from tests.helpers.plans import index_names, statement_plan, sync_connection
+from tests.helpers.rows import query
 
 T0 = datetime(2026, 4, 1, 8, 0, tzinfo=UTC)
 DROPPED = "idx_conversations_bot_channel"
@@ -62,8 +62,7 @@ async def test_upgrade_drops_the_index_keeps_the_rows_and_downgrade_restores_it(
     with sync_connection(url) as connection, connection.begin():
         plan = _plan_of_channel_name(connection)
         assert any(index in plan for index in SERVES), plan
-        count = connection.execute(text("SELECT count(*) FROM conversations")).scalar()
-        assert count == 40
+    assert query(url, "SELECT count(*) FROM conversations") == [(40,)]
     async with BotStore.open(config) as store:
         assert await store.history(ChannelInfo.channel(100, "room-a"), limit=100) == before
         # Writes go on without the index.
@@ -80,6 +79,4 @@ async def test_upgrade_drops_the_index_keeps_the_rows_and_downgrade_restores_it(
 
     await asyncio.to_thread(command.downgrade, alembic_config(url), REVISION.down_revision)
     assert DROPPED in index_names(url)
-    with sync_connection(url) as connection:
-        count = connection.execute(text("SELECT count(*) FROM conversations")).scalar()
-        assert count == 41
+    assert query(url, "SELECT count(*) FROM conversations") == [(41,)]
