@@ -8,7 +8,7 @@ index), history returns the same records and writes go on; the downgrade creates
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from alembic import command
 from sqlalchemy.engine import Connection
@@ -17,9 +17,8 @@ from convostore import BotStore, ChannelInfo
 from convostore.repositories.messages import MessageRepository
 from tests.conftest import ConfigFactory, alembic_config, revision_named, upgrade
 from tests.helpers.plans import index_names, statement_plan, sync_connection
-from tests.helpers.rows import query
+from tests.helpers.rows import T0, add, query
 
-T0 = datetime(2026, 4, 1, 8, 0, tzinfo=UTC)
 DROPPED = "idx_conversations_bot_channel"
 SERVES = {"idx_conversations_bot_channel_time", "idx_conversations_history"}
 REVISION = revision_named("drop_redundant_channel_index")
@@ -45,15 +44,7 @@ async def test_upgrade_drops_the_index_keeps_the_rows_and_downgrade_restores_it(
     async with BotStore.open(config) as store:
         for n in range(40):
             channel = ChannelInfo.channel(100 + n % 2, "room-a" if n % 2 == 0 else "room-b")
-            await store.add_message(
-                channel,
-                user_id=42,
-                username="alice",
-                role="user",
-                content=f"line {n}",
-                message_id=7000 + n,
-                timestamp=T0 + timedelta(minutes=n),
-            )
+            await add(store, channel, n, f"line {n}")
         before = await store.history(ChannelInfo.channel(100, "room-a"), limit=100)
 
     await asyncio.to_thread(upgrade, url)
