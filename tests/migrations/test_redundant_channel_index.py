@@ -71,3 +71,46 @@ async def test_upgrade_drops_the_index_keeps_the_rows_and_downgrade_restores_it(
     await asyncio.to_thread(command.downgrade, alembic_config(url), REVISION.down_revision)
     assert DROPPED in index_names(url)
     assert query(url, "SELECT count(*) FROM conversations") == [(41,)]
+
+
+async def test_upgrade_and_downgrade_beside_a_live_writer_lose_nothing(
+    backend: str, empty_db_url: str, make_config: ConfigFactory
+) -> None:
+    """0007 → 0008 → 0007 → 0008 while a bot keeps writing: every acknowledged message survives."""
+    url = empty_db_url
+    await asyncio.to_thread(upgrade, url, REVISION.down_revision)
+    base = make_config("sage")
+    config = base.model_copy(update={"storage": base.storage.model_copy(update={"url": url})})
+    acknowledged: list[str] = []
+    stop = asyncio.Event()
+    async with BotStore.open(config) as store:
+
+        async def live_writer() -> None:
+            n = 0
+            while not stop.is_set():
+                channel = ChannelInfo.channel(100 + n % 3, f"room-{n % 3}")
+                await add(store, channel, n / 10, f"live {n}")
+                acknowledged.append(f"live {n}")
+                n += 1
+                await asyncio.sleep(0)
+
+        writer = asyncio.create_task(live_writer())
+        during: list[int] = []
+        for step, dropped in (
+            (lambda: upgrade(url), False),
+            (lambda: command.downgrade(alembic_config(url), REVISION.down_revision), True),
+            (lambda: upgrade(url), False),
+        ):
+            await asyncio.sleep(0.2)
+            before = len(acknowledged)
+            await asyncio.to_thread(step)
+            during.append(len(acknowledged) - before)  # written while the revision ran
+            assert (DROPPED in index_names(url)) is dropped
+        await asyncio.sleep(0.2)
+        stop.set()
+        await writer
+    assert DROPPED not in index_names(url)
+    assert all(count > 0 for count in during), during
+    stored = [content for (content,) in query(url, "SELECT content FROM conversations")]
+    assert sorted(stored) == sorted(acknowledged)
+    assert query(url, "SELECT sum(message_count) FROM sessions") == [(len(acknowledged),)]
