@@ -42,6 +42,17 @@ def rows_in_database_file(db_path: Path, copy: Path) -> int:
     return count
 
 
+async def rows_in_file_between_checkpoints(
+    runner: UnitOfWorkRunner, db_path: Path, copy: Path
+) -> int:
+    """:func:`rows_in_database_file` of an open store, taken on its checkpoint thread: no
+    checkpoint (asked for by a later write, such as the search index's batch) writes into the
+    file while it is copied, which would leave a torn copy."""
+    assert runner._checkpointer is not None
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(runner._checkpointer, rows_in_database_file, db_path, copy)
+
+
 async def test_checkpoint_thread_copies_the_wal_into_the_file(
     sqlite_store: BotStore, sqlite_db_path: Path, tmp_path: Path
 ) -> None:
@@ -51,7 +62,8 @@ async def test_checkpoint_thread_copies_the_wal_into_the_file(
     assert runner.checkpoints_run >= 1
     # At least the messages written before the first request are in the file; the writer alone
     # would not have copied any yet (its backstop is far off).
-    assert rows_in_database_file(sqlite_db_path, tmp_path / "copy.db") >= 64
+    copy = tmp_path / "copy.db"
+    assert await rows_in_file_between_checkpoints(runner, sqlite_db_path, copy) >= 64
     # Every message is still read back whole (from the file and the WAL).
     assert len(await sqlite_store.history(CHANNEL, limit=MESSAGES)) == MESSAGES
 
@@ -65,7 +77,8 @@ async def test_without_the_thread_the_writer_keeps_the_pages_in_the_wal(
     await add_messages_one_by_one(sqlite_store, MESSAGES)
     await checkpoints_done(sqlite_store._runner)
     assert sqlite_store._runner.checkpoints_run == 0
-    assert rows_in_database_file(sqlite_db_path, tmp_path / "copy.db") == 0
+    copy = tmp_path / "copy.db"
+    assert await rows_in_file_between_checkpoints(sqlite_store._runner, sqlite_db_path, copy) == 0
     assert len(await sqlite_store.history(CHANNEL, limit=MESSAGES)) == MESSAGES
 
 
