@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from alembic import command
 from sqlalchemy import create_engine, event, text
@@ -474,15 +475,24 @@ def test_sigterm_during_an_import_leaves_no_staging_files(
         stderr=subprocess.PIPE,
         text=True,
     )
+    # The tree (about 24 MB) is read by worker processes, each staging into a part of its own.
     deadline = time.monotonic() + 60
-    while not list(scratch.glob("convostore-import-*")) and time.monotonic() < deadline:
+    while not list(scratch.glob("convostore-import-*/part-*.db")) and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert list(scratch.glob("convostore-import-*")), "the import never started staging"
+    assert list(scratch.glob("convostore-import-*/part-*.db")), "no worker started staging"
+    workers = [
+        child
+        for child in psutil.Process(process.pid).children()
+        if "convostore.legacy.workers" in child.cmdline()
+    ]
+    assert workers
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 128 + signal.SIGTERM
     assert "terminated" in err and "Traceback" not in err
     assert list(scratch.iterdir()) == []
+    gone, alive = psutil.wait_procs(workers, timeout=10)
+    assert alive == [] and len(gone) == len(workers)
 
 
 @pytest.fixture

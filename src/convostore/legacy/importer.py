@@ -18,11 +18,11 @@ in :attr:`LegacyImport.report` (:mod:`convostore.legacy.report`).
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime, tzinfo
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,35 +31,31 @@ from sqlalchemy.engine import Connection
 
 from convostore.config import BotConfig
 from convostore.errors import ConfigError, LegacyImportError
-from convostore.legacy.reader import LegacyFile, LegacyRecord, ParsedFile, Problem, read_file, scan
+from convostore.legacy.reader import LegacyFile, scan
 from convostore.legacy.report import SHARED, BotReport, ImportProgress, ImportReport
-from convostore.legacy.rules import (
-    UNATTRIBUTABLE,
-    LegacyNames,
-    LegacyRow,
-    legacy_rows,
-    legacy_zone,
+from convostore.legacy.routing import (
+    BotFilter,
+    Routing,
+    StagedFile,
+    staged_here,
+    worker_count,
 )
 from convostore.legacy.stage import Stage
+from convostore.legacy.workers import staged_in_workers
 from convostore.legacy.writer import LEDGER, Writer
 from convostore.repositories.search import index_pending
 
 logger = logging.getLogger(__name__)
-
-_json_text = json.JSONEncoder().encode
-
-
-def default_config(bot: str) -> BotConfig:
-    """The configuration of a bot that has no YAML file: library defaults."""
-    return BotConfig(name=bot)
 
 
 class LegacyImport:
     """One import of a legacy tree: :meth:`read` it once, then :meth:`write` each database's bots.
 
     ``configs`` are the configured bots; a bot without a config gets :func:`default_config`.
-    ``accept(bot)`` says which bots this import handles (the others are left to another run).
-    ``legacy_tz`` overrides every bot's ``legacy.timezone``.
+    ``accept`` says which bots this import handles (the others are left to another run; all by
+    default). ``legacy_tz`` overrides every bot's ``legacy.timezone``. ``workers`` is how many
+    processes parse the tree: None chooses (:func:`~convostore.legacy.routing.worker_count`:
+    none for a small tree), 0 reads it in this process.
     """
 
     def __init__(
@@ -68,9 +64,10 @@ class LegacyImport:
         configs: Mapping[str, BotConfig],
         *,
         legacy_tz: str | None = None,
-        accept: Callable[[str], bool] | None = None,
+        accept: BotFilter | None = None,
         dry_run: bool = False,
         progress: ImportProgress | None = None,
+        workers: int | None = None,
     ) -> None:
         if legacy_tz is not None:
             try:
@@ -79,15 +76,12 @@ class LegacyImport:
                 raise ConfigError(f"--legacy-tz: unknown time zone {legacy_tz!r}") from None
         self.data_dirs = [Path(d) for d in data_dirs]
         self.configs = dict(configs)
-        self.legacy_tz = legacy_tz
-        self.accept = accept or (lambda _bot: True)
+        self.routing = Routing(configs, legacy_tz, accept or BotFilter())
+        self.accept = self.routing.accept
         self.dry_run = dry_run
         self.progress = progress
+        self.workers = workers
         self.report = ImportReport([str(d) for d in self.data_dirs], dry_run, legacy_tz)
-        # Per bot: whether this import takes it, and the zone of its naive times (None: invalid).
-        self._states: dict[str, tuple[bool, tzinfo | None]] = {}
-        self._config_cache: dict[str, BotConfig | None] = {}
-        self._seq = 0
         self._stage = Stage()
         self._read = False
 
@@ -100,47 +94,9 @@ class LegacyImport:
     def close(self) -> None:
         self._stage.close()
 
-    # -- routing -------------------------------------------------------------------------------
-
     def config_for(self, bot: str) -> BotConfig | None:
         """The bot's config, the defaults for an unconfigured bot, or None for an invalid name."""
-        if bot not in self._config_cache:
-            config = self.configs.get(bot)
-            if config is None:
-                try:
-                    config = default_config(bot)
-                except ValueError:
-                    config = None
-            self._config_cache[bot] = config
-        return self._config_cache[bot]
-
-    def _bot_state(self, bot: str) -> tuple[bool, tzinfo | None]:
-        """Whether this import takes the bot, and how its naive times are read."""
-        if not self.accept(bot):
-            return False, None
-        config = self.config_for(bot)
-        if config is None:
-            return True, None
-        self._owner_report(bot)
-        return True, legacy_zone(self.legacy_tz or config.legacy.timezone)
-
-    def _zone_for(self, bot: str, record: LegacyRecord) -> tzinfo | None:
-        """The zone of the bot's naive times; None leaves the record out for this bot."""
-        state = self._states.get(bot)
-        if state is None:
-            state = self._states[bot] = self._bot_state(bot)
-        accepted, zone = state
-        if accepted and zone is None:
-            self.report.problems.append(
-                Problem(
-                    bot,
-                    UNATTRIBUTABLE,
-                    f"bot name {bot[:64]!r} is not a valid bot name",
-                    record.index,
-                )
-            )
-            self.report.bot(SHARED).records["unattributable"] += 1
-        return zone if accepted else None
+        return self.routing.config_for(bot)
 
     # -- phase 1 -------------------------------------------------------------------------------
 
@@ -155,73 +111,61 @@ class LegacyImport:
             files.extend(scan(folder))
         if self.progress:
             self.progress.start("reading files", len(files))
-        for file in files:
-            self._read_one(read_file(file))
-            if self.progress:
-                self.progress.advance("reading files")
+        workers = worker_count(files) if self.workers is None else self.workers
+        staged = (
+            staged_in_workers(self.routing, files, workers, self._stage)
+            if workers > 0
+            else staged_here(self.routing, files)
+        )
+        # Closed on the way out, also on an error: the workers stop before the stage is removed.
+        with contextlib.closing(staged):
+            for one in staged:
+                self._apply(one)
+                if self.progress:
+                    self.progress.advance("reading files")
         self._stage.index()
         self._read = True
 
-    def _read_one(self, parsed: ParsedFile) -> None:
-        file = parsed.file
+    def _apply(self, staged: StagedFile) -> None:
+        """Report one file and stage its rows, in the tree's order."""
+        file = staged.file
         owner = SHARED if file.bot is None else file.bot
         entry: dict[str, Any] = {"path": file.rel, "bot": None if owner == SHARED else owner}
-        if not self._readable(parsed, owner, entry):
+        if not self._readable(staged, owner, entry):
             return
-        self.report.warnings.extend(parsed.warnings)
-        self.report.problems.extend(parsed.invalid)
-        self._owner_report(owner).records["invalid"] += len(parsed.invalid)
-        names = LegacyNames()
-        rows, targets_seen = self._staged_rows(parsed, owner, names)
-        self._stage.add(rows, names)
-        entry.update(status="imported", records=parsed.record_count, bots=sorted(targets_seen))
+        for bot in staged.taken:
+            self._owner_report(bot)
+        self.report.warnings.extend(staged.warnings)
+        self.report.problems.extend(staged.problems)
+        records = self._owner_report(owner).records
+        records["invalid"] += staged.invalid
+        records["unattributable"] += staged.unattributable
+        if staged.bad_bot_names:
+            self.report.bot(SHARED).records["unattributable"] += staged.bad_bot_names
+        self._stage.add(staged.rows, staged.names)
+        entry.update(status="imported", records=staged.records, bots=staged.bots)
         self.report.files.append(entry)
         if owner == SHARED:
-            for bot in targets_seen:
+            for bot in staged.bots:
                 self.report.bot(bot).files["imported"] += 1
         self._owner_report(owner).files["imported"] += 1
 
-    def _readable(self, parsed: ParsedFile, owner: str, entry: dict[str, Any]) -> bool:
+    def _readable(self, staged: StagedFile, owner: str, entry: dict[str, Any]) -> bool:
         """Whether the file has records to import; an ignored or unreadable one is reported."""
-        if parsed.file.ignored:
+        if staged.file.ignored:
             entry["status"] = "ignored"
             self.report.files.append(entry)
             self._owner_report(owner).files["ignored"] += 1
             return False
-        if parsed.unreadable is not None:
+        if staged.unreadable is not None:
             entry.update(
-                status="unreadable", reason=parsed.unreadable.kind, detail=parsed.unreadable.detail
+                status="unreadable", reason=staged.unreadable.kind, detail=staged.unreadable.detail
             )
             self.report.files.append(entry)
-            self.report.problems.append(parsed.unreadable)
+            self.report.problems.append(staged.unreadable)
             self._owner_report(owner).files["unreadable"] += 1
             return False
         return True
-
-    def _staged_rows(
-        self, parsed: ParsedFile, owner: str, names: LegacyNames
-    ) -> tuple[list[tuple[Any, ...]], set[str]]:
-        """The file's rows in the staging file's column order, and the bots they go to."""
-        rows: list[tuple[Any, ...]] = []
-        targets_seen: set[str] = set()
-        for row in legacy_rows(parsed, self._zone_for, names):
-            if not isinstance(row, LegacyRow):
-                self.report.problems.append(
-                    Problem(
-                        row.where,
-                        UNATTRIBUTABLE,
-                        "no bot to give it to (no participants, no bot_name)",
-                        row.index,
-                    )
-                )
-                self._owner_report(owner).records["unattributable"] += 1
-                continue
-            self._seq += 1
-            # The text SQLAlchemy's JSON type writes (default json.dumps), so SQLite takes it as is.
-            metadata = None if row.metadata is None else _json_text(row.metadata)
-            rows.append((*row[:7], metadata, self._seq))
-            targets_seen.add(row.bot)
-        return rows, targets_seen
 
     def _owner_report(self, owner: str) -> BotReport:
         if owner == SHARED or owner in self.report.bots:

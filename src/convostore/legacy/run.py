@@ -20,8 +20,9 @@ from convostore.config import BotConfig, redact_url
 from convostore.db import translate_errors
 from convostore.engine import install_sqlite_transaction_handling, make_engine
 from convostore.errors import DatabaseUnavailableError, LegacyImportError, SchemaError
-from convostore.legacy.importer import LegacyImport, default_config
+from convostore.legacy.importer import LegacyImport
 from convostore.legacy.report import ImportProgress, ImportReport
+from convostore.legacy.routing import BotFilter, default_config
 from convostore.schema import KNOWN_REVISIONS, check_schema_sync
 
 logger = logging.getLogger(__name__)
@@ -124,12 +125,7 @@ def migrate_legacy(
     if not dirs:
         raise LegacyImportError("no legacy data directory: pass --data-dir or configure legacy.dir")
 
-    def accept(bot: str) -> bool:
-        if only_bot is not None and bot != only_bot:
-            return False
-        config = configs.get(bot)
-        return config is None or config.storage.enabled
-
+    accept = BotFilter({bot: c.storage.enabled for bot, c in configs.items()}, only=only_bot)
     with LegacyImport(
         dirs, configs, legacy_tz=legacy_tz, accept=accept, dry_run=dry_run, progress=progress
     ) as job:
@@ -204,11 +200,9 @@ def run_data_migration(
         return None
     default_here = not here or url == default_config("default").database_url
 
-    def accept(bot: str) -> bool:
-        if bot in here:
-            return here[bot].storage.enabled
-        return bot not in every and default_here
-
+    # The bots configured for another database are left to its own run.
+    enabled = {bot: bot in here and here[bot].storage.enabled for bot in [*every, *here]}
+    accept = BotFilter(enabled, others=default_here)
     with LegacyImport(existing, every, legacy_tz=x_args.get("legacy_tz"), accept=accept) as job:
         job.read()
         job.write(connection, job.bots_to_write())

@@ -1,33 +1,75 @@
-"""The import's staging file: a private SQLite file that phase 1 fills and phase 2 reads.
+"""The import's staging files: private SQLite files that phase 1 fills and phase 2 reads.
 
-It holds every routed, converted row (:class:`convostore.legacy.rules.LegacyRow`, times as UTC
+They hold every routed, converted row (:class:`convostore.legacy.rules.LegacyRow`, times as UTC
 text, metadata as JSON text) and the names the tree gives, so memory stays bounded whatever the
-size of the tree, and gives each bot's rows back per channel in time order.
+size of the tree, and give each bot's rows back per channel in time order.
+
+A tree read in this process is staged in one file. When worker processes read it
+(:mod:`convostore.legacy.workers`), each stages its rows in a part of its own
+(:class:`StagePart`, indexed by the worker) while the names stay in the main file, which the
+import's process fills in the tree's order (the first file that names a channel or user wins);
+the parts' rows are merged back in order as they are read.
 """
 
 from __future__ import annotations
 
+import heapq
 import sqlite3
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 from convostore.legacy.rules import LegacyNames, channel_placeholder, user_placeholder
 
-_SCHEMA = """
+_ROWS_TABLE = """
 CREATE TABLE stage (
     bot TEXT NOT NULL, message_id TEXT NOT NULL, channel_id TEXT NOT NULL, user_id TEXT NOT NULL,
     role TEXT NOT NULL, content TEXT NOT NULL, ts TEXT NOT NULL, metadata TEXT,
     seq INTEGER NOT NULL
 );
+"""
+_NAMES_TABLES = """
 CREATE TABLE channel_names (channel_id TEXT PRIMARY KEY, name TEXT NOT NULL);
 CREATE TABLE usernames (user_id TEXT PRIMARY KEY, name TEXT NOT NULL);
 """
+_PRAGMAS = "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA temp_store=FILE;"
 _ROW = "INSERT INTO stage VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# Rule 7 happens on the way out: each channel's rows come back in time order, so the first copy
+# of a message id is the earliest.
+_ORDER_INDEX = "CREATE INDEX stage_order ON stage (bot, channel_id, ts, seq)"
+_COLUMNS = "channel_id, user_id, message_id, role, content, ts, metadata"
+_OF_BOT = "FROM stage WHERE bot = ? ORDER BY channel_id, ts, seq"
+_ROWS_OF_BOT = f"SELECT {_COLUMNS} {_OF_BOT}"
+_ROWS_OF_BOT_SEQ = f"SELECT {_COLUMNS}, seq {_OF_BOT}"
+_ORDER_KEY = itemgetter(0, 5, 7)
 
 StagedRow = tuple[str, str, str, str, str, str | None]
 """``(user_id, message_id, role, content, ts, metadata)`` of one staged row of a channel."""
+
+
+def _connect(path: Path, cache_kib: int, schema: str) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None)
+    db.executescript(f"{_PRAGMAS} PRAGMA cache_size=-{cache_kib};{schema}")
+    return db
+
+
+class StagePart:
+    """The rows one worker process stages: a file of the main stage's folder, indexed by
+    :meth:`finish` before the import's process reads it."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = _connect(path, 4_096, _ROWS_TABLE)
+
+    def add(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        self._db.execute("BEGIN")
+        self._db.executemany(_ROW, rows)
+        self._db.execute("COMMIT")
+
+    def finish(self) -> None:
+        self._db.execute(_ORDER_INDEX)
+        self._db.close()
 
 
 class Stage:
@@ -35,16 +77,23 @@ class Stage:
 
     def __init__(self) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="convostore-import-")
-        self._db = sqlite3.connect(Path(self._tmp.name) / "stage.db", isolation_level=None)
-        self._db.executescript(
-            "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA temp_store=FILE;"
-            "PRAGMA cache_size=-16384;" + _SCHEMA
-        )
+        self._db = _connect(Path(self._tmp.name) / "stage.db", 16_384, _ROWS_TABLE + _NAMES_TABLES)
+        self._parts: list[sqlite3.Connection] = []
         self._users: dict[str, str] = {}
 
     def close(self) -> None:
-        self._db.close()
+        for db in [self._db, *self._parts]:
+            db.close()
         self._tmp.cleanup()
+
+    def part_path(self, number: int) -> Path:
+        """Where worker ``number`` stages its rows (a :class:`StagePart`)."""
+        return Path(self._tmp.name) / f"part-{number}.db"
+
+    def add_parts(self, paths: Iterable[Path]) -> None:
+        """Read the rows of these finished parts too."""
+        for path in paths:
+            self._parts.append(_connect(path, 4_096, ""))
 
     def add(self, rows: Sequence[tuple[Any, ...]], names: LegacyNames) -> None:
         """Stage one file's rows (the ``stage`` columns, ``seq`` last) and the names it gives.
@@ -61,27 +110,29 @@ class Stage:
 
     def index(self) -> None:
         """Once every file is staged: the index that gives rows back in time order."""
-        # Rule 7 happens on the way out: each channel's rows come back in time order, so the first
-        # copy of a message id is the earliest.
-        self._db.execute("CREATE INDEX stage_order ON stage (bot, channel_id, ts, seq)")
+        self._db.execute(_ORDER_INDEX)
 
     def bots(self) -> list[str]:
-        return [row[0] for row in self._db.execute("SELECT DISTINCT bot FROM stage ORDER BY bot")]
+        found: set[str] = set()
+        for db in [self._db, *self._parts]:
+            found.update(row[0] for row in db.execute("SELECT DISTINCT bot FROM stage"))
+        return sorted(found)
 
     def count(self, bots: Sequence[str]) -> int:
         if not bots:
             return 0
         marks = ",".join("?" * len(bots))
-        row = self._db.execute(f"SELECT count(*) FROM stage WHERE bot IN ({marks})", bots)
-        return int(row.fetchone()[0])
-
-    def rows(self, bot: str) -> Iterable[tuple[str, str, str, str, str, str, str | None]]:
-        """``(channel_id, *StagedRow)`` of the bot, by channel, then time, then staging order."""
-        return self._db.execute(
-            "SELECT channel_id, user_id, message_id, role, content, ts, metadata FROM stage "
-            "WHERE bot = ? ORDER BY channel_id, ts, seq",
-            (bot,),
+        return sum(
+            db.execute(f"SELECT count(*) FROM stage WHERE bot IN ({marks})", bots).fetchone()[0]
+            for db in [self._db, *self._parts]
         )
+
+    def rows(self, bot: str) -> Iterator[tuple[str, str, str, str, str, str, str | None]]:
+        """``(channel_id, *StagedRow)`` of the bot, by channel, then time, then staging order."""
+        if not self._parts:
+            return iter(self._db.execute(_ROWS_OF_BOT, (bot,)))
+        parts = [db.execute(_ROWS_OF_BOT_SEQ, (bot,)) for db in [self._db, *self._parts]]
+        return (row[:7] for row in heapq.merge(*parts, key=_ORDER_KEY))
 
     def channel_name(self, channel_id: str) -> str:
         row = self._db.execute(
