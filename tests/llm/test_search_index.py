@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from alembic import command
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine, make_url
 
 from convostore import BotStore, ChannelInfo, load_config
 from convostore.cli import main
@@ -164,6 +165,38 @@ def test_legacy_import_is_searchable(db_url: str, tmp_path: Path) -> None:
             assert await sage.search('"spark answer"') == []
 
     asyncio.run(check())
+
+
+def test_legacy_import_fills_the_index_without_incremental_merges(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    """The import's fill turns FTS5's automerge off for its one statement and back to FTS5's
+    default in the same transaction; the index is exact and later writes merge as before."""
+    path = tmp_path / "conversations.db"
+    shutil.copyfile(sqlite_template, path)
+    url = f"sqlite+aiosqlite:///{path}"
+    tree = messy_tree(tmp_path / "legacy")
+    configs = write_configs(tmp_path / "bots", url, tree, sage={}, spark={})
+    seen: list[tuple[str, Any]] = []
+
+    def statement(_conn: Any, _cursor: Any, sql: str, params: Any, *_: Any) -> None:
+        if "conversations_fts" in sql and "INSERT" in sql:
+            seen.append((" ".join(sql.split()), params))
+
+    event.listen(Engine, "before_cursor_execute", statement)
+    try:
+        assert main(["migrate-legacy", "--config-dir", str(configs)]) == 0
+    finally:
+        event.remove(Engine, "before_cursor_execute", statement)
+    merges = [params for sql, params in seen if "'automerge'" in sql]
+    fill = [i for i, (sql, _) in enumerate(seen) if "SELECT id, content FROM conversations" in sql]
+    assert merges == [(0,), (4,)] and len(fill) == 1
+    assert "'automerge'" in seen[fill[0] - 1][0] and "'automerge'" in seen[fill[0] + 1][0]
+    assert execute(url, "SELECT v FROM conversations_fts_config WHERE k = 'automerge'") == [(4,)]
+    assert_index_exact(url)
+    assert execute(
+        url, "SELECT count(*) FROM conversations_fts WHERE conversations_fts MATCH 'first'"
+    )
 
 
 async def test_edits_deletes_and_backfills_keep_the_index_exact(

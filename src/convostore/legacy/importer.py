@@ -249,4 +249,4 @@ class LegacyImport:
         )
         # The search index takes the imported rows in one batch (SQLite; nothing to do on
         # PostgreSQL or before revision 0005).
-        index_pending(connection)
+        index_pending(connection, bulk=True)
