@@ -133,7 +133,7 @@ def test_worker_processes_import_exactly_what_this_process_imports(
 
 def test_a_file_a_worker_cannot_open_fails_as_it_does_in_this_process(tmp_path: Path) -> None:
     route = Routing({}, None, BotFilter())
-    missing = LegacyFile(tmp_path / "gone.json", "gone.json", 2, "sage")
+    missing = LegacyFile(tmp_path, "gone.json", 2, "sage")
     with pytest.raises(FileNotFoundError) as here:
         list(staged_here(route, [missing]))
     stage = Stage()

@@ -45,14 +45,22 @@ Era = Literal[0, 1, 2]
 
 @dataclass(frozen=True, slots=True)
 class LegacyFile:
-    """A file found in the tree: where it is, which era's layout, and the bot its folder names."""
+    """A file found in the tree: where it is, which era's layout, and the bot its folder names.
 
-    path: Path
+    ``root`` is the data directory, one object shared by every file of the tree, and ``rel`` the
+    path under it: a tree of 100,000 files held 69 MB as one ``Path`` per file, 21 MB so.
+    """
+
+    root: Path
     rel: str
     era: Era | None
     bot: str | None
     ignored: bool = False
     temp: bool = False
+
+    @property
+    def path(self) -> Path:
+        return self.root / self.rel
 
 
 @dataclass(slots=True)  # not frozen: a frozen __init__ costs a third of reading a record
@@ -154,12 +162,12 @@ def classify(
     """A file of the tree as the reader sees it, given the layout its folder belongs to."""
     rel = path.relative_to(data_dir).as_posix()
     if not depth_ok or era is None:
-        return LegacyFile(path, rel, None, None, ignored=True)
+        return LegacyFile(data_dir, rel, None, None, ignored=True)
     if path.name.endswith(".tmp"):
-        return LegacyFile(path, rel, era, bot, temp=True)
+        return LegacyFile(data_dir, rel, era, bot, temp=True)
     if path.suffix != ".json":
-        return LegacyFile(path, rel, None, None, ignored=True)
-    return LegacyFile(path, rel, era, bot)
+        return LegacyFile(data_dir, rel, None, None, ignored=True)
+    return LegacyFile(data_dir, rel, era, bot)
 
 
 def parse_id(value: object) -> str | None:
@@ -188,7 +196,8 @@ def read_file(file: LegacyFile) -> ParsedFile:
     if file.temp:
         parsed.unreadable = Problem(file.rel, TEMP_FILE, "unfinished save (.tmp), not imported")
         return parsed
-    data = file.path.read_bytes()
+    path = file.path
+    data = path.read_bytes()
     if not data.strip():
         parsed.unreadable = Problem(file.rel, EMPTY_FILE, f"{len(data)} bytes, no JSON")
         return parsed
@@ -208,8 +217,8 @@ def read_file(file: LegacyFile) -> ParsedFile:
             file.rel, INVALID_JSON, f"{exc.msg} at line {exc.lineno} column {exc.colno}"
         )
         return parsed
-    stem = file.path.name[: -len(".json")]
-    if file.era == 1 and file.path.name == SHARED_INDEX:
+    stem = path.name[: -len(".json")]
+    if file.era == 1 and path.name == SHARED_INDEX:
         _read_index(parsed, value)
     elif isinstance(value, list):
         ids = _key_ids(stem)
