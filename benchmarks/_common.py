@@ -241,7 +241,9 @@ def write_results(name: str, data: dict[str, Any]) -> Path:
                 out.write(document)
         except FileExistsError:
             continue
-        print(f"\nresults written to {path.relative_to(ROOT)}")
+        # A name with a directory in it (an absolute one) writes there.
+        shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+        print(f"\nresults written to {shown}")
         return path
     raise RuntimeError(f"no free results file name for {name}_{stamp}")
 
