@@ -209,5 +209,8 @@ def test_workers_only_for_a_large_tree(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(routing, "PARALLEL_MIN_BYTES", size)
     cpus = len(os.sched_getaffinity(0))
     assert routing.worker_count(files) == (min(cpus - 1, 7) if cpus >= 2 else 0)
+    monkeypatch.setattr(sys, "executable", "")  # Python embedded: nothing to start
+    assert routing.worker_count(files) == 0
+    monkeypatch.undo()
     monkeypatch.setattr(routing, "PARALLEL_MIN_BYTES", size + 1)
     assert routing.worker_count(files) == 0

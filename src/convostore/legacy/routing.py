@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
@@ -196,11 +197,12 @@ def staged_here(routing: Routing, files: Sequence[LegacyFile]) -> Generator[Stag
 
 def worker_count(files: Sequence[LegacyFile]) -> int:
     """How many worker processes should read ``files`` beside this process: 0 (this process
-    alone) for a small tree, a machine with one CPU or a system without POSIX pipes, else one
-    per further CPU this process may use, at most 7."""
+    alone) for a small tree, a machine with one CPU, a system without POSIX pipes or an
+    interpreter that cannot be started again, else one per further CPU this process may use, at
+    most 7."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    if not cpus or cpus < 2 or os.name != "posix":
-        return 0
+    if not cpus or cpus < 2 or os.name != "posix" or not sys.executable:
+        return 0  # (no interpreter to start: Python embedded in another program)
     size = 0
     for file in files:
         if not (file.ignored or file.temp):
