@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -143,6 +144,20 @@ def test_a_file_a_worker_cannot_open_fails_as_it_does_in_this_process(tmp_path: 
     finally:
         stage.close()
     assert str(there.value) == str(here.value)
+
+
+def test_a_worker_that_cannot_open_its_staging_file_says_why_in_one_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    files = list(scan(crowded_tree(tmp_path / "legacy")))
+    stage = Stage()
+    monkeypatch.setattr(stage, "part_path", lambda n: tmp_path / "no such folder" / f"{n}.db")
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="unable to open database file"):
+            list(workers.staged_in_workers(Routing({}, None, BotFilter()), files, 1, stage))
+    finally:
+        stage.close()
+    assert "Traceback" not in capfd.readouterr().err
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])

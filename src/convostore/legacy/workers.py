@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -61,7 +62,7 @@ class _Worker:
             os.close(results_out)
         self.tasks = Connection(tasks_out, readable=False)
         self.results = Connection(results_in, writable=False)
-        self.tasks.send((routing, part))
+        self.send((routing, part))
 
     def _stopped(self) -> LegacyImportError:
         try:
@@ -74,7 +75,7 @@ class _Worker:
             + "; nothing was written: run the import again"
         )
 
-    def send(self, task: _Task | None) -> None:
+    def send(self, task: _Task | tuple[Routing, Path] | None) -> None:
         try:
             self.tasks.send(task)
         except OSError:
@@ -85,6 +86,10 @@ class _Worker:
             kind, value = self.results.recv()
         except (EOFError, OSError):
             raise self._stopped() from None
+        except Exception as exc:  # an error of the worker that cannot be rebuilt here
+            raise LegacyImportError(
+                f"a worker process reading the legacy tree failed: {exc}"
+            ) from None
         if kind == "error":
             raise value
         return list(value)
@@ -155,18 +160,33 @@ def _staged(routing: Routing, part: StagePart, task: _Task) -> list[StagedFile]:
     return [one._replace(rows=[]) for one in staged]
 
 
+def _send_error(results: Connection, exc: Exception) -> None:
+    """Send ``exc`` to be raised again in the import's process (as text if it cannot go)."""
+    try:
+        results.send(("error", exc))
+    except (pickle.PicklingError, TypeError, AttributeError, RecursionError):  # cannot go
+        results.send(("error", LegacyImportError(f"{type(exc).__name__}: {exc}")))
+
+
 def _serve(tasks: Connection, results: Connection) -> None:
     routing, path = tasks.recv()
-    part = StagePart(path)
+    try:
+        part = StagePart(path)
+    except Exception as exc:  # a full or read-only temporary directory: said at the first task
+        _send_error(results, exc)
+        return
     while (task := tasks.recv()) is not None:
         try:
-            results.send(("ok", _staged(routing, part, task)))
-        except Exception as exc:  # raised again in the import's process
-            try:
-                results.send(("error", exc))
-            except Exception:
-                results.send(("error", LegacyImportError(f"{type(exc).__name__}: {exc}")))
-    part.finish()
+            staged = _staged(routing, part, task)
+        except Exception as exc:
+            _send_error(results, exc)
+            continue
+        results.send(("ok", staged))
+    try:
+        part.finish()
+    except Exception as exc:
+        _send_error(results, exc)
+        return
     results.send(("ok", []))
 
 
