@@ -61,6 +61,24 @@ def crowded_tree(root: Path) -> Path:
         conversation(77, U2, record("user", "to both", "2025-02-03T00:00:00", None, username="b")),
     )
     write(data / "sage" / f"77_{U1}.json", [record("user", "era 0", "2025-02-02T00:00:00")])
+    # One message id in three channels of sage (a shared file, read far from the others): the
+    # earliest copy is the one kept, the others are duplicates.
+    for channel, at, text in (
+        (2003, "2025-03-03T00:00:00", "copy latest"),
+        (2001, "2025-03-02T00:00:00", "copy later"),
+        (2002, "2025-03-01T00:00:00", "copy earliest"),
+    ):
+        folder = shared if channel == 2003 else shared / "sage"
+        write(
+            folder / f"{channel}_{U1}.json",
+            conversation(
+                channel,
+                U1,
+                record("user", text, at, None, message_id=777),
+                record("user", f"next in {channel}", at.replace("T00", "T01"), None),
+                participants=["sage"],
+            ),
+        )
     return data
 
 
@@ -130,6 +148,12 @@ def test_worker_processes_import_exactly_what_this_process_imports(
     assert report_data["bots"]["spark"]["records"]["duplicate"] > 0
     assert len(report_data["files"]) == len(list(scan(configs.parent / "legacy")))
     assert sum(s[5] for s in sessions) == len(rows)
+    copies = [r for r in rows if r[0] == "sage" and r[7] == "777"]
+    assert [(r[1], r[9]) for r in copies] == [("2002", "copy earliest")]
+    assert {r[9] for r in rows if r[1] in ("2001", "2003")} == {"next in 2001", "next in 2003"}
+    imported = {bot: r["records"]["imported"] for bot, r in report_data["bots"].items()}
+    assert imported["sage"] == len([r for r in rows if r[0] == "sage"])
+    assert imported["spark"] == len([r for r in rows if r[0] == "spark"])
 
 
 def test_a_file_a_worker_cannot_open_fails_as_it_does_in_this_process(tmp_path: Path) -> None:

@@ -93,7 +93,32 @@ class Stage:
     def add_parts(self, paths: Iterable[Path]) -> None:
         """Read the rows of these finished parts too."""
         for path in paths:
+            self._db.execute(f"ATTACH DATABASE ? AS part{len(self._parts)}", (str(path),))
             self._parts.append(_connect(path, 4_096, ""))
+
+    def first_copies(self, bot: str) -> dict[str, tuple[str, str]]:
+        """Rule 7 across channels: each message id the bot has in more than one channel, with
+        the ``(channel_id, ts)`` of its earliest copy (the first staged among equal times).
+
+        Within a channel the rows come back in time order and the first copy wins on the way;
+        this is for the rare id found in several channels (hand-edited files), which the
+        database would otherwise keep in whichever channel is written first.
+        """
+        tables = ["main.stage", *(f"part{n}.stage" for n in range(len(self._parts)))]
+        rows = " UNION ALL ".join(
+            f"SELECT message_id, channel_id, ts, seq FROM {table} WHERE bot = :bot"
+            for table in tables
+        )
+        found: dict[str, tuple[str, str, int]] = {}
+        for message_id, channel_id, ts, seq in self._db.execute(
+            f"WITH copies AS ({rows}) SELECT * FROM copies WHERE message_id IN (SELECT message_id"
+            " FROM copies GROUP BY message_id HAVING min(channel_id) <> max(channel_id))",
+            {"bot": bot},
+        ):
+            known = found.get(message_id)
+            if known is None or (ts, seq) < known[1:]:
+                found[message_id] = (channel_id, ts, seq)
+        return {message_id: first[:2] for message_id, first in found.items()}
 
     def add(self, rows: Sequence[tuple[Any, ...]], names: LegacyNames) -> None:
         """Stage one file's rows (the ``stage`` columns, ``seq`` last) and the names it gives.

@@ -200,12 +200,13 @@ class Writer:
         has_rows = self._exists(_conversations, bot)
         has_sessions = has_rows or self._exists(_sessions, bot)
         done = 0
+        firsts = self.stage.first_copies(bot)
         for channel_id, group in _by_channel(self.stage.rows(bot)):
             present = (
                 self._column(_conversations.c.message_id, bot, channel_id) if has_rows else set()
             )
             taken = self._column(_sessions.c.session_id, bot, channel_id) if has_sessions else set()
-            done = self._write_channel(bot, config, channel_id, group, present, taken, done)
+            done = self._write_channel(bot, config, channel_id, group, present, taken, done, firsts)
             pending = self.pending + len(self.messages)
             if self.commit_every is not None and pending >= self.commit_every:
                 self.flush()
@@ -222,8 +223,13 @@ class Writer:
         present: set[str],
         taken: set[str],
         done: int,
+        firsts: dict[str, tuple[str, str]],
     ) -> int:
-        """Cut one channel's rows (in time order) into sessions; the rows read so far."""
+        """Cut one channel's rows (in time order) into sessions; the rows read so far.
+
+        A message id in ``firsts`` (the bot has it in several channels) is kept only as the copy
+        it names, its earliest.
+        """
         records = self.report.bot(bot).records
         gap, timeout = config.storage.session_gap, config.storage.session_timeout
         progress = self.progress
@@ -241,6 +247,9 @@ class Writer:
                 records["duplicate"] += 1
                 continue
             seen.add(message_id)
+            if firsts and firsts.get(message_id, (channel_id, ts)) != (channel_id, ts):
+                records["duplicate"] += 1
+                continue
             if message_id in present:
                 records["already_present"] += 1
                 continue
