@@ -30,6 +30,7 @@ from tests.legacy.tree import (
     U1,
     U2,
     conversation,
+    long_tree,
     messy_tree,
     record,
     write,
@@ -450,21 +451,7 @@ def test_sigterm_during_an_import_leaves_no_staging_files(
     import sys
     import time
 
-    data = tmp_path / "big"
-    for n in range(400):
-        write(
-            data / "multi_bot_conversations" / "sage" / f"{n + 10}_{U1}.json",
-            conversation(
-                n + 10,
-                U1,
-                *(
-                    record(
-                        "user", f"m{i} " + "x" * 200, f"2025-01-01T00:{i // 60:02d}:{i % 60:02d}"
-                    )
-                    for i in range(200)
-                ),
-            ),
-        )
+    data = long_tree(tmp_path / "big", files=400, records=200)
     configs = write_configs(tmp_path / "bots", db_url, data, sage={})
     scratch = tmp_path / "scratch"
     scratch.mkdir()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -18,12 +19,13 @@ import pytest
 import convostore.legacy.importer as importer
 import convostore.legacy.routing as routing
 import convostore.legacy.workers as workers
+from convostore import BotStore, ChannelInfo, load_config
 from convostore.legacy.reader import LegacyFile, scan
 from convostore.legacy.routing import BotFilter, Routing, staged_here
 from convostore.legacy.stage import Stage
 from tests.conftest import _truncate
 from tests.legacy.test_import import all_rows, all_sessions, migrate, write_configs
-from tests.legacy.tree import U1, U2, conversation, messy_tree, record, write
+from tests.legacy.tree import U1, U2, conversation, long_tree, messy_tree, record, write
 
 
 def crowded_tree(root: Path) -> Path:
@@ -253,3 +255,37 @@ def test_workers_only_for_a_large_tree(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.undo()
     monkeypatch.setattr(routing, "PARALLEL_MIN_BYTES", size + 1)
     assert routing.worker_count(files) == 0
+
+
+def test_an_import_beside_a_writing_bot_loses_nothing(db_url: str, tmp_path: Path) -> None:
+    """A bot keeps writing into the database while a large import (with a worker) runs: every
+    acknowledged message and every imported record is stored once, sessions count them exactly."""
+    data = long_tree(tmp_path / "big", files=300, records=200)
+    configs = write_configs(tmp_path / "bots", db_url, data, sage={})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "convostore", "migrate-legacy", "--config-dir", str(configs)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    live = ChannelInfo.channel(channel_id=999, name="live")
+
+    async def write_while_importing() -> list[str]:
+        acknowledged: list[str] = []
+        async with BotStore.open(load_config(configs / "sage.yaml")) as store:
+            while process.poll() is None:
+                stored = await store.add_message(
+                    live, user_id=7, username="u", role="user", content="live", message_id=None
+                )
+                acknowledged.append(stored.message_id)
+        return acknowledged
+
+    acknowledged = asyncio.run(write_while_importing())
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert len(acknowledged) > 10  # the bot wrote all along the import
+    rows = all_rows(db_url)
+    assert sorted(r[7] for r in rows if r[1] == "999") == sorted(acknowledged)
+    assert len([r for r in rows if r[12] == "legacy"]) == 300 * 200
+    assert len(rows) == 300 * 200 + len(acknowledged)
+    assert sum(s[5] for s in all_sessions(db_url)) == len(rows)

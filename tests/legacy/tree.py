@@ -187,3 +187,23 @@ EXPECTED_UNREADABLE = {
     "sage/notes.json": "bad_filename",
 }
 EXPECTED_IGNORED = {"multi_bot_conversations/README.txt"}
+
+
+def long_tree(root: Path, files: int, records: int) -> Path:
+    """``files`` era-2 files of sage, ``records`` 200-character user records each (about 300
+    bytes of JSON a record: 400 files of 200 records is a tree of 24 MB, read with workers)."""
+    for n in range(files):
+        write(
+            root / "multi_bot_conversations" / "sage" / f"{n + 10}_{U1}.json",
+            conversation(
+                n + 10,
+                U1,
+                *(
+                    record(
+                        "user", f"m{i} " + "x" * 200, f"2025-01-01T00:{i // 60:02d}:{i % 60:02d}"
+                    )
+                    for i in range(records)
+                ),
+            ),
+        )
+    return root
