@@ -249,7 +249,7 @@ def test_workers_only_for_a_large_tree(tmp_path: Path, monkeypatch: pytest.Monke
     size = sum(f.path.stat().st_size for f in files if not (f.ignored or f.temp))
     monkeypatch.setattr(routing, "PARALLEL_MIN_BYTES", size)
     cpus = len(os.sched_getaffinity(0))
-    assert routing.worker_count(files) == (min(cpus - 1, 7) if cpus >= 2 else 0)
+    assert routing.worker_count(files) == (min(cpus - 1, routing.MAX_WORKERS) if cpus >= 2 else 0)
     monkeypatch.setattr(sys, "executable", "")  # Python embedded: nothing to start
     assert routing.worker_count(files) == 0
     monkeypatch.undo()

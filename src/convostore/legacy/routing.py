@@ -34,6 +34,9 @@ _json_text = json.JSONEncoder().encode
 SEQ_BITS = 32
 # Worker processes pay off from this much JSON on (each starts in about half a second).
 PARALLEL_MIN_BYTES = 16 * 1024 * 1024
+# Each worker holds about 90 MB at its peak, and a container limited to a few CPUs may still see
+# all of its host's: past four processes the write phase, one connection, is the limit anyway.
+MAX_WORKERS = 3
 
 
 def default_config(bot: str) -> BotConfig:
@@ -199,7 +202,7 @@ def worker_count(files: Sequence[LegacyFile]) -> int:
     """How many worker processes should read ``files`` beside this process: 0 (this process
     alone) for a small tree, a machine with one CPU, a system without POSIX pipes or an
     interpreter that cannot be started again, else one per further CPU this process may use, at
-    most 7."""
+    most :data:`MAX_WORKERS`."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     if not cpus or cpus < 2 or os.name != "posix" or not sys.executable:
         return 0  # (no interpreter to start: Python embedded in another program)
@@ -211,5 +214,5 @@ def worker_count(files: Sequence[LegacyFile]) -> int:
             except OSError:
                 continue
         if size >= PARALLEL_MIN_BYTES:
-            return min(cpus - 1, 7)
+            return min(cpus - 1, MAX_WORKERS)
     return 0
