@@ -19,7 +19,7 @@ from datetime import tzinfo
 from typing import Any, NamedTuple
 
 from convostore.config import BotConfig
-from convostore.legacy.reader import LegacyFile, LegacyRecord, ParsedFile, Problem, read_file
+from convostore.legacy.reader import LegacyFile, LegacyRecord, Problem, read_file
 from convostore.legacy.rules import (
     UNATTRIBUTABLE,
     LegacyNames,
@@ -131,8 +131,9 @@ class Routing:
             self._states[bot] = found
         return found
 
-    def stage(self, parsed: ParsedFile, ordinal: int) -> StagedFile:
-        """Route and convert the records of ``parsed``, the ``ordinal``-th file of the tree."""
+    def stage(self, file: LegacyFile, ordinal: int) -> StagedFile:
+        """Read ``file``, the ``ordinal``-th of the tree, and route and convert its records."""
+        parsed = read_file(file)
         problems = list(parsed.invalid)
         names = LegacyNames()
         rows: list[tuple[Any, ...]] = []
@@ -195,7 +196,7 @@ class Routing:
 def staged_here(routing: Routing, files: Sequence[LegacyFile]) -> Generator[StagedFile, None, None]:
     """Each file's :class:`StagedFile`, in order, made in this process."""
     for ordinal, file in enumerate(files):
-        yield routing.stage(read_file(file), ordinal)
+        yield routing.stage(file, ordinal)
 
 
 def worker_count(files: Sequence[LegacyFile]) -> int:

@@ -29,7 +29,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from convostore.errors import LegacyImportError
-from convostore.legacy.reader import LegacyFile, read_file
+from convostore.legacy.reader import LegacyFile
 from convostore.legacy.routing import Routing, StagedFile
 from convostore.legacy.stage import Stage, StagePart
 
@@ -145,7 +145,7 @@ def staged_in_workers(
             if k % turns:
                 yield from pool[k % turns - 1].receive()
             else:
-                yield from (routing.stage(read_file(file), ordinal) for ordinal, file in task)
+                yield from (routing.stage(file, ordinal) for ordinal, file in task)
         for worker in pool:
             worker.finish()
         stage.add_parts(parts)
@@ -155,7 +155,7 @@ def staged_in_workers(
 
 
 def _staged(routing: Routing, part: StagePart, task: _Task) -> list[StagedFile]:
-    staged = [routing.stage(read_file(file), ordinal) for ordinal, file in task]
+    staged = [routing.stage(file, ordinal) for ordinal, file in task]
     part.add([row for one in staged for row in one.rows])
     return [one._replace(rows=[]) for one in staged]
 
