@@ -40,9 +40,7 @@ _ROW = "INSERT INTO stage VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 # of a message id is the earliest.
 _ORDER_INDEX = "CREATE INDEX stage_order ON stage (bot, channel_id, ts, seq)"
 _COLUMNS = "channel_id, user_id, message_id, role, content, ts, metadata"
-_OF_BOT = "FROM stage WHERE bot = ? ORDER BY channel_id, ts, seq"
-_ROWS_OF_BOT = f"SELECT {_COLUMNS} {_OF_BOT}"
-_ROWS_OF_BOT_SEQ = f"SELECT {_COLUMNS}, seq {_OF_BOT}"
+_ROWS_OF_BOT = f"SELECT {_COLUMNS}{{seq}} FROM {{table}} WHERE bot = ? ORDER BY channel_id, ts, seq"
 _ORDER_KEY = itemgetter(0, 5, 7)
 
 StagedRow = tuple[str, str, str, str, str, str | None]
@@ -78,12 +76,12 @@ class Stage:
     def __init__(self) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="convostore-import-")
         self._db = _connect(Path(self._tmp.name) / "stage.db", 16_384, _ROWS_TABLE + _NAMES_TABLES)
-        self._parts: list[sqlite3.Connection] = []
+        # The tables holding rows: this file's, then each worker's part (attached).
+        self._tables = ["main.stage"]
         self._users: dict[str, str] = {}
 
     def close(self) -> None:
-        for db in [self._db, *self._parts]:
-            db.close()
+        self._db.close()
         self._tmp.cleanup()
 
     def part_path(self, number: int) -> Path:
@@ -93,8 +91,10 @@ class Stage:
     def add_parts(self, paths: Iterable[Path]) -> None:
         """Read the rows of these finished parts too."""
         for path in paths:
-            self._db.execute(f"ATTACH DATABASE ? AS part{len(self._parts)}", (str(path),))
-            self._parts.append(_connect(path, 4_096, ""))
+            name = f"part{len(self._tables) - 1}"
+            self._db.execute(f"ATTACH DATABASE ? AS {name}", (str(path),))
+            self._db.execute(f"PRAGMA {name}.cache_size=-4096")
+            self._tables.append(f"{name}.stage")
 
     def first_copies(self, bot: str) -> dict[str, tuple[str, str]]:
         """Rule 7 across channels: each message id the bot has in more than one channel, with
@@ -104,10 +104,9 @@ class Stage:
         this is for the rare id found in several channels (hand-edited files), which the
         database would otherwise keep in whichever channel is written first.
         """
-        tables = ["main.stage", *(f"part{n}.stage" for n in range(len(self._parts)))]
         rows = " UNION ALL ".join(
             f"SELECT message_id, channel_id, ts, seq FROM {table} WHERE bot = :bot"
-            for table in tables
+            for table in self._tables
         )
         found: dict[str, tuple[str, str, int]] = {}
         for message_id, channel_id, ts, seq in self._db.execute(
@@ -139,8 +138,8 @@ class Stage:
 
     def bots(self) -> list[str]:
         found: set[str] = set()
-        for db in [self._db, *self._parts]:
-            found.update(row[0] for row in db.execute("SELECT DISTINCT bot FROM stage"))
+        for table in self._tables:
+            found.update(row[0] for row in self._db.execute(f"SELECT DISTINCT bot FROM {table}"))
         return sorted(found)
 
     def count(self, bots: Sequence[str]) -> int:
@@ -148,15 +147,20 @@ class Stage:
             return 0
         marks = ",".join("?" * len(bots))
         return sum(
-            db.execute(f"SELECT count(*) FROM stage WHERE bot IN ({marks})", bots).fetchone()[0]
-            for db in [self._db, *self._parts]
+            self._db.execute(
+                f"SELECT count(*) FROM {table} WHERE bot IN ({marks})", bots
+            ).fetchone()[0]
+            for table in self._tables
         )
 
     def rows(self, bot: str) -> Iterator[tuple[str, str, str, str, str, str, str | None]]:
         """``(channel_id, *StagedRow)`` of the bot, by channel, then time, then staging order."""
-        if not self._parts:
-            return iter(self._db.execute(_ROWS_OF_BOT, (bot,)))
-        parts = [db.execute(_ROWS_OF_BOT_SEQ, (bot,)) for db in [self._db, *self._parts]]
+        if len(self._tables) == 1:
+            return iter(self._db.execute(_ROWS_OF_BOT.format(seq="", table="stage"), (bot,)))
+        parts = [
+            self._db.execute(_ROWS_OF_BOT.format(seq=", seq", table=table), (bot,))
+            for table in self._tables
+        ]
         return (row[:7] for row in heapq.merge(*parts, key=_ORDER_KEY))
 
     def channel_name(self, channel_id: str) -> str:
