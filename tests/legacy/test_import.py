@@ -90,13 +90,6 @@ def tree(tmp_path: Path) -> Path:
     return messy_tree(tmp_path / "legacy")
 
 
-@pytest.fixture
-def configs(tmp_path: Path, db_url: str, tree: Path) -> Path:
-    return write_configs(
-        tmp_path / "bots", db_url, tree, sage={}, spark={"session_gap": 60, "session_timeout": 600}
-    )
-
-
 def migrate(configs: Path, *extra: str) -> int:
     return main(["migrate-legacy", "--config-dir", str(configs), *extra])
 

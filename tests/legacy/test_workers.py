@@ -89,13 +89,6 @@ def tree(tmp_path: Path) -> Path:
     return crowded_tree(tmp_path / "legacy")
 
 
-@pytest.fixture
-def configs(tmp_path: Path, db_url: str, tree: Path) -> Path:
-    return write_configs(
-        tmp_path / "bots", db_url, tree, sage={}, spark={"session_gap": 60, "session_timeout": 600}
-    )
-
-
 def _spy(monkeypatch: pytest.MonkeyPatch, count: int) -> list[int]:
     """Make the import use ``count`` workers; the list records each call's worker count."""
     calls: list[int] = []
