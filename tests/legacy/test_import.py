@@ -189,13 +189,20 @@ def test_sessions_follow_each_bots_rules(configs: Path, db_url: str) -> None:
     spark_c1 = [s for s in sessions if s[0] == "spark" and s[1] == str(C1)]
     # spark's gap is 60 s: its two messages 5 s apart share one 600 s session.
     assert [(s[2], s[5]) for s in spark_c1] == [("2025-07-08_12-00-00_600s", 2)]
+    assert miscounted_sessions(db_url) == []
+
+
+def miscounted_sessions(url: str) -> list[tuple[Any, ...]]:
+    """Sessions (there must be some) whose ``message_count`` is not their number of rows."""
     counts = query(
-        db_url,
-        "SELECT s.session_id, s.message_count, count(c.id) FROM sessions s JOIN conversations c"
-        " ON c.bot_name = s.bot_name AND c.channel_id = s.channel_id"
-        " AND c.session_id = s.session_id GROUP BY s.session_id, s.message_count",
+        url,
+        "SELECT s.bot_name, s.channel_id, s.session_id, s.message_count, count(c.id)"
+        " FROM sessions s LEFT JOIN conversations c ON c.bot_name = s.bot_name"
+        " AND c.channel_id = s.channel_id AND c.session_id = s.session_id"
+        " GROUP BY s.bot_name, s.channel_id, s.session_id, s.message_count",
     )
-    assert counts and all(stored == counted for _, stored, counted in counts)
+    assert counts
+    return [row for row in counts if row[3] != row[4]]
 
 
 def test_rerun_adds_nothing_and_dry_run_writes_nothing(
@@ -243,7 +250,24 @@ def test_alembic_upgrade_imports_the_same_rows_and_downgrade_removes_only_them(
     command.upgrade(cfg, "head")
 
 
-def query_write(url: str, at: str) -> None:
+def test_a_message_id_stored_live_in_another_channel_is_already_present(
+    configs: Path, db_url: str, tmp_path: Path
+) -> None:
+    """Rule 7 against the database: the bot stored M1 (the tree has it in C1) live, in C3."""
+    query_write(db_url, "2026-11-30 10:00:00", channel=C3, message_id=str(M1))
+    report = tmp_path / "report.json"
+    assert migrate(configs, "--report", str(report)) == 0
+    records = json.loads(report.read_text())["bots"]["sage"]["records"]
+    assert (records["imported"], records["already_present"]) == (11, 1)
+    copies = [r for r in all_rows(db_url) if r[0] == "sage" and r[7] == str(M1)]
+    assert [(r[1], r[9]) for r in copies] == [(str(C3), "live message")]
+    assert miscounted_sessions(db_url) == []
+    # The July session of C1 counts the two rows it holds, "second" and "claims spark".
+    july = [s for s in all_sessions(db_url) if s[1] == str(C1) and s[2].startswith("2025-07-08")]
+    assert [(s[0], s[5]) for s in july] == [("sage", 2), ("spark", 2)]
+
+
+def query_write(url: str, at: str, *, channel: int = C1, message_id: str = "1") -> None:
     engine = create_engine(sync_url(url))
     try:
         with engine.begin() as connection:
@@ -253,16 +277,16 @@ def query_write(url: str, at: str) -> None:
                     " last_activity, message_count, is_active)"
                     " VALUES ('sage', :c, 'live-session', :at, :at, 1, true)"
                 ),
-                {"c": str(C1), "at": at},
+                {"c": str(channel), "at": at},
             )
             connection.execute(
                 text(
                     "INSERT INTO conversations (bot_name, channel_id, channel_name, channel_type,"
                     " user_id, username, session_id, message_id, role, content, timestamp) VALUES"
-                    " ('sage', :c, 'general', 'channel', :u, 'alice', 'live-session', '1',"
+                    " ('sage', :c, 'general', 'channel', :u, 'alice', 'live-session', :m,"
                     " 'user', 'live message', :at)"
                 ),
-                {"c": str(C1), "u": str(U1), "at": at},
+                {"c": str(channel), "u": str(U1), "at": at, "m": message_id},
             )
     finally:
         engine.dispose()

@@ -163,6 +163,12 @@ class Stage:
         ]
         return (row[:7] for row in heapq.merge(*parts, key=_ORDER_KEY))
 
+    def message_ids(self, bot: str, channel_id: str) -> Iterator[str]:
+        """The message id of each staged row of one channel of the bot."""
+        for table in self._tables:
+            query = f"SELECT message_id FROM {table} WHERE bot = ? AND channel_id = ?"
+            yield from (row[0] for row in self._db.execute(query, (bot, channel_id)))
+
     def channel_name(self, channel_id: str) -> str:
         row = self._db.execute(
             "SELECT name FROM channel_names WHERE channel_id = ?", (channel_id,)

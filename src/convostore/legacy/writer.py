@@ -8,13 +8,14 @@ sessions complete.
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Integer, Text, select
+from sqlalchemy import JSON, Boolean, Integer, Text, bindparam, select
 from sqlalchemy import column as sa_column
 from sqlalchemy import table as sa_table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -32,6 +33,8 @@ from convostore.models import UTCDateTime
 from convostore.sessions import base_session_id, fits_session, unique_session_id
 
 _BATCH = 5000
+# Message ids looked up in the database per statement (rule 7 against rows already stored).
+_LOOKUP = 500
 # The import writes exactly the columns of schema revision 0002, frozen here rather than taken
 # from today's models or records: the data revision 0002 runs this code, and must mean the same
 # thing when later revisions add columns (imported rows then take those columns' defaults).
@@ -166,6 +169,14 @@ class Writer:
         self.sqlite = connection.dialect.name == "sqlite"
         insert = sqlite_insert if self.sqlite else pg_insert
         self.insert_sessions = insert(_sessions).on_conflict_do_nothing()
+        self._in_channel = select(_conversations.c.message_id).where(
+            _conversations.c.bot_name == bindparam("bot"),
+            _conversations.c.channel_id == bindparam("channel"),
+        )
+        self._stored = select(_conversations.c.message_id).where(
+            _conversations.c.bot_name == bindparam("bot"),
+            _conversations.c.message_id.in_(bindparam("ids", expanding=True)),
+        )
         self._behind = Behind(
             connection.dialect.driver == "pysqlite" and not dry_run, "convostore-import"
         )
@@ -185,14 +196,34 @@ class Writer:
         ).first()
         return found is not None
 
-    def _column(self, column: Any, bot: str, channel_id: str) -> set[str]:
-        table = column.table
+    def _session_ids(self, bot: str, channel_id: str) -> set[str]:
         self.wait()
         return set(
             self.connection.execute(
-                select(column).where(table.c.bot_name == bot, table.c.channel_id == channel_id)
+                select(_sessions.c.session_id).where(
+                    _sessions.c.bot_name == bot, _sessions.c.channel_id == channel_id
+                )
             ).scalars()
         )
+
+    def _present(self, bot: str, channel_id: str) -> set[str]:
+        """The channel's staged message ids that the bot already stores, in whichever channel.
+
+        Rule 7 holds against the database too: a copy stored in another channel (by the live bot
+        or an earlier import) would otherwise be dropped by the database's unique key while the
+        report and the session counted it. The channel's own ids are read in one range; the
+        staged ids not among them are looked up by key.
+        """
+        self.wait()
+        found = set(
+            self.connection.execute(self._in_channel, {"bot": bot, "channel": channel_id}).scalars()
+        )
+        others = (m for m in self.stage.message_ids(bot, channel_id) if m not in found)
+        while chunk := list(itertools.islice(others, _LOOKUP)):
+            found.update(
+                self.connection.execute(self._stored, {"bot": bot, "ids": chunk}).scalars()
+            )
+        return found
 
     def write_bot(self, bot: str, config: BotConfig) -> None:
         """Write the bot's staged rows, one channel at a time."""
@@ -202,10 +233,8 @@ class Writer:
         done = 0
         firsts = self.stage.first_copies(bot)
         for channel_id, group in _by_channel(self.stage.rows(bot)):
-            present = (
-                self._column(_conversations.c.message_id, bot, channel_id) if has_rows else set()
-            )
-            taken = self._column(_sessions.c.session_id, bot, channel_id) if has_sessions else set()
+            present = self._present(bot, channel_id) if has_rows else set()
+            taken = self._session_ids(bot, channel_id) if has_sessions else set()
             done = self._write_channel(bot, config, channel_id, group, present, taken, done, firsts)
             pending = self.pending + len(self.messages)
             if self.commit_every is not None and pending >= self.commit_every:
