@@ -18,6 +18,16 @@ per level). Every object and connection is made before the timer (an untimed bat
 items the SDK stores (``{"role", "content"}``) are built before it too. The ratio is convostore's
 messages per second / the SDK's.
 
+The floor (``floor_per_s``, both workloads): the rows the store wrote in that run (its sessions,
+then its messages in the order it inserted them), read back and inserted again by the bare driver
+into a fresh database at the head revision, as many messages per transaction as the store's
+transactions held (5,000 in the backfill; one conversation, 100, in the batch workload), with the
+store's pragmas (SQLite: WAL, the same ``synchronous``, foreign keys on; PostgreSQL: asyncpg
+``COPY``, the fastest way in). It is the database's own share of the work: no checks, no session
+arithmetic, no records, no search index on SQLite. No store with this schema can write these
+rows faster; ``needed_per_s`` is the rate the target would take (20 times ``single_per_s``; the
+SDK's rate for the batch workload).
+
     .venv/bin/python benchmarks/bench_backfill.py [--count 100000] [--sample 5000]
         [--backends sqlite,postgresql] [--peers] [--peer-count 100000]
         [--peer-conversations 1000] [--synchronous normal,full]
@@ -26,6 +36,7 @@ messages per second / the SDK's.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -90,6 +101,101 @@ async def one_by_one(url: str, messages: list[dict[str, Any]]) -> float:
         return time.perf_counter() - started
 
 
+def _groups(messages: list[tuple[Any, ...]], per_transaction: int | None) -> list[list[Any]]:
+    """The messages cut as the store's transactions held them: ``per_transaction`` rows each, or
+    (``None``) one channel each; a message row's second value is its channel."""
+    if per_transaction is not None:
+        return [messages[i : i + per_transaction] for i in range(0, len(messages), per_transaction)]
+    by_channel: dict[str, list[Any]] = {}
+    for row in messages:
+        by_channel.setdefault(row[1], []).append(row)
+    return list(by_channel.values())
+
+
+def _session_groups(
+    sessions: list[tuple[Any, ...]], groups: list[list[Any]]
+) -> list[list[tuple[Any, ...]]]:
+    """For each group of messages, the sessions it needs that no earlier group wrote (a session
+    row's second value is its channel, as a message row's)."""
+    pending: dict[str, list[tuple[Any, ...]]] = {}
+    for row in sessions:
+        pending.setdefault(row[1], []).append(row)
+    return [
+        [s for channel in dict.fromkeys(r[1] for r in group) for s in pending.pop(channel, [])]
+        for group in groups
+    ]
+
+
+def sqlite_floor(
+    source: Path, target: Path, per_transaction: int | None, synchronous: str
+) -> tuple[float, int]:
+    """The rows the store wrote to ``source``, inserted again by plain ``sqlite3`` into a fresh
+    database at ``target`` (see the module's docstring): (seconds, messages)."""
+    common.sqlite_database(target)
+    src = sqlite3.connect(source)
+    tables = {}
+    for table in ("sessions", "conversations"):
+        columns = [r[1] for r in src.execute(f"PRAGMA table_info({table})") if r[1] != "id"]
+        rows = src.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY id").fetchall()
+        marks = ", ".join("?" * len(columns))
+        tables[table] = (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+    src.close()
+    (insert_sessions, sessions), (insert_messages, messages) = tables.values()
+    groups = _groups(messages, per_transaction)
+    db = sqlite3.connect(target, isolation_level=None)
+    for pragma in common.sqlite_pragmas(synchronous):
+        db.execute(pragma)
+    started = time.perf_counter()
+    for group, its_sessions in zip(groups, _session_groups(sessions, groups), strict=True):
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany(insert_sessions, its_sessions)
+        db.executemany(insert_messages, group)
+        db.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    db.close()
+    return elapsed, len(messages)
+
+
+async def postgres_floor(source: str, target: str) -> tuple[float, int]:
+    """PostgreSQL: the rows the store wrote to database ``source`` (a libpq URL), copied again
+    into the fresh database ``target`` with asyncpg's ``COPY``, 5,000 messages per transaction:
+    (seconds, messages). Generated columns (the search column) are computed by the server."""
+    import asyncpg
+
+    src = await asyncpg.connect(source)
+    tables = {}
+    for table in ("sessions", "conversations"):
+        columns = [
+            r[0]
+            for r in await src.fetch(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = $1"
+                " AND column_name <> 'id' AND is_generated = 'NEVER' ORDER BY ordinal_position",
+                table,
+            )
+        ]
+        rows = await src.fetch(f"SELECT {', '.join(columns)} FROM {table} ORDER BY id")
+        tables[table] = (columns, [tuple(r) for r in rows])
+    await src.close()
+    (session_columns, sessions), (message_columns, messages) = tables.values()
+    groups = _groups(messages, 5_000)
+    db = await asyncpg.connect(target)
+    try:
+        started = time.perf_counter()
+        for group, its_sessions in zip(groups, _session_groups(sessions, groups), strict=True):
+            async with db.transaction():
+                if its_sessions:
+                    await db.copy_records_to_table(
+                        "sessions", records=its_sessions, columns=session_columns
+                    )
+                await db.copy_records_to_table(
+                    "conversations", records=group, columns=message_columns
+                )
+        elapsed = time.perf_counter() - started
+    finally:
+        await db.close()
+    return elapsed, len(messages)
+
+
 async def batch_convostore(
     path: Path, conversations: list[list[dict[str, Any]]], synchronous: str
 ) -> float:
@@ -139,6 +245,9 @@ async def peers(args: Any, tmp: Path) -> list[dict[str, Any]]:
     for level in common.synchronous_levels(args.synchronous):
         ours = await batch_convostore(tmp / f"batch-{level}.db", conversations, level)
         theirs = await batch_openai(tmp / f"openai-{level}.db", conversations, level)
+        floor_s, floor_rows = sqlite_floor(
+            tmp / f"batch-{level}.db", tmp / f"floor-{level}.db", None, level
+        )
         rows.append(
             {
                 "synchronous": level,
@@ -147,6 +256,8 @@ async def peers(args: Any, tmp: Path) -> list[dict[str, Any]]:
                 "convostore_per_s": len(messages) / ours,
                 "openai_per_s": len(messages) / theirs,
                 "ratio": theirs / ours,
+                "floor_per_s": floor_rows / floor_s,
+                "floor_vs_openai": (floor_rows / floor_s) / (len(messages) / theirs),
             }
         )
     return rows
@@ -171,11 +282,16 @@ async def main() -> None:
                 bulk, sessions = await backfill(
                     common.sqlite_database(Path(tmp) / "bulk.db"), messages
                 )
+                floor_s, floor_rows = sqlite_floor(
+                    Path(tmp) / "bulk.db", Path(tmp) / "floor.db", 5_000, "normal"
+                )
             else:
                 with common.postgres_database("backfill_one") as (url, _):
                     single = await one_by_one(url, sample)
-                with common.postgres_database("backfill_bulk") as (url, _):
+                with common.postgres_database("backfill_bulk") as (url, plain):
                     bulk, sessions = await backfill(url, messages)
+                    with common.postgres_database("backfill_floor") as (_, floor_url):
+                        floor_s, floor_rows = await postgres_floor(plain, floor_url)
             single_rate = len(sample) / single
             bulk_rate = len(messages) / bulk
             rows.append(
@@ -188,6 +304,9 @@ async def main() -> None:
                     "single_sample": len(sample),
                     "single_per_s": single_rate,
                     "ratio": bulk_rate / single_rate,
+                    "floor_per_s": floor_rows / floor_s,
+                    "needed_per_s": 20 * single_rate,
+                    "backfill_vs_floor": bulk_rate / (floor_rows / floor_s),
                 }
             )
         peer_rows = await peers(args, Path(tmp)) if args.peers else []
