@@ -8,10 +8,9 @@ sessions complete.
 from __future__ import annotations
 
 import functools
-import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from itertools import groupby
+from itertools import groupby, islice
 from operator import itemgetter
 from typing import Any
 
@@ -219,7 +218,7 @@ class Writer:
             self.connection.execute(self._in_channel, {"bot": bot, "channel": channel_id}).scalars()
         )
         others = (m for m in self.stage.message_ids(bot, channel_id) if m not in found)
-        while chunk := list(itertools.islice(others, _LOOKUP)):
+        while chunk := list(islice(others, _LOOKUP)):
             found.update(
                 self.connection.execute(self._stored, {"bot": bot, "ids": chunk}).scalars()
             )
