@@ -26,7 +26,11 @@ store's pragmas (SQLite: WAL, the same ``synchronous``, foreign keys on; Postgre
 ``COPY``, the fastest way in). It is the database's own share of the work: no checks, no session
 arithmetic, no records, no search index on SQLite. No store with this schema can write these
 rows faster; ``needed_per_s`` is the rate the target would take (20 times ``single_per_s``; the
-SDK's rate for the batch workload).
+SDK's rate for the batch workload). ``clustered_floor_per_s``: the same floor on SQLite into
+another schema, the one a store could move to: the messages in a ``WITHOUT ROWID`` table keyed by
+(channel, bot, time, id), which makes the covering history index and the channel-time index
+unneeded, with a unique index on ``id`` (what the search index, revisions and cursors refer to)
+and the other indexes as they are.
 
     .venv/bin/python benchmarks/bench_backfill.py [--count 100000] [--sample 5000]
         [--backends sqlite,postgresql] [--peers] [--peer-count 100000]
@@ -126,16 +130,47 @@ def _session_groups(
     ]
 
 
+# The floor's other SQLite schema (``clustered``): the messages in a ``WITHOUT ROWID`` table keyed
+# by channel and time, as a history read wants them, so neither the covering index nor the
+# channel-time index is needed; ``id`` stays unique (its own index: the search index, revisions
+# and cursors refer to it) and the other indexes stay.
+_CLUSTERED = (
+    "DROP TABLE conversations",
+    "{table} PRIMARY KEY (channel_id, bot_name, timestamp, id)) WITHOUT ROWID",
+    "CREATE UNIQUE INDEX uq_conversations_id ON conversations (id)",
+    "CREATE INDEX idx_conversations_session ON conversations (session_id)",
+    "CREATE INDEX idx_conversations_bot_user_time"
+    " ON conversations (bot_name, user_id, timestamp, id)",
+)
+
+
+def _cluster(db: sqlite3.Connection) -> None:
+    """Rebuild the empty ``conversations`` table of ``db`` as ``_CLUSTERED`` says."""
+    (table,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'conversations'").fetchone()
+    table = table.replace("PRIMARY KEY AUTOINCREMENT", "").rstrip().removesuffix(")") + ", "
+    db.execute("PRAGMA foreign_keys = OFF")
+    for statement in _CLUSTERED:
+        db.execute(statement.format(table=table))
+
+
 def sqlite_floor(
-    source: Path, target: Path, per_transaction: int | None, synchronous: str
+    source: Path,
+    target: Path,
+    per_transaction: int | None,
+    synchronous: str,
+    *,
+    clustered: bool = False,
 ) -> tuple[float, int]:
     """The rows the store wrote to ``source``, inserted again by plain ``sqlite3`` into a fresh
-    database at ``target`` (see the module's docstring): (seconds, messages)."""
+    database at ``target`` (see the module's docstring): (seconds, messages). ``clustered``: into
+    the other schema of ``_CLUSTERED``, ids given (a ``WITHOUT ROWID`` table has no rowid)."""
     common.sqlite_database(target)
     src = sqlite3.connect(source)
     tables = {}
     for table in ("sessions", "conversations"):
         columns = [r[1] for r in src.execute(f"PRAGMA table_info({table})") if r[1] != "id"]
+        if clustered and table == "conversations":
+            columns.append("id")  # last: a row's second value stays its channel (``_groups``)
         rows = src.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY id").fetchall()
         marks = ", ".join("?" * len(columns))
         tables[table] = (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
@@ -143,6 +178,8 @@ def sqlite_floor(
     (insert_sessions, sessions), (insert_messages, messages) = tables.values()
     groups = _groups(messages, per_transaction)
     db = sqlite3.connect(target, isolation_level=None)
+    if clustered:
+        _cluster(db)
     for pragma in common.sqlite_pragmas(synchronous):
         db.execute(pragma)
     started = time.perf_counter()
@@ -248,6 +285,9 @@ async def peers(args: Any, tmp: Path) -> list[dict[str, Any]]:
         floor_s, floor_rows = sqlite_floor(
             tmp / f"batch-{level}.db", tmp / f"floor-{level}.db", None, level
         )
+        clustered_s, _ = sqlite_floor(
+            tmp / f"batch-{level}.db", tmp / f"clustered-{level}.db", None, level, clustered=True
+        )
         rows.append(
             {
                 "synchronous": level,
@@ -258,6 +298,8 @@ async def peers(args: Any, tmp: Path) -> list[dict[str, Any]]:
                 "ratio": theirs / ours,
                 "floor_per_s": floor_rows / floor_s,
                 "floor_vs_openai": (floor_rows / floor_s) / (len(messages) / theirs),
+                "clustered_floor_per_s": floor_rows / clustered_s,
+                "clustered_vs_openai": (floor_rows / clustered_s) / (len(messages) / theirs),
             }
         )
     return rows
@@ -285,6 +327,13 @@ async def main() -> None:
                 floor_s, floor_rows = sqlite_floor(
                     Path(tmp) / "bulk.db", Path(tmp) / "floor.db", 5_000, "normal"
                 )
+                clustered_s, _ = sqlite_floor(
+                    Path(tmp) / "bulk.db",
+                    Path(tmp) / "clustered.db",
+                    5_000,
+                    "normal",
+                    clustered=True,
+                )
             else:
                 with common.postgres_database("backfill_one") as (url, _):
                     single = await one_by_one(url, sample)
@@ -292,6 +341,7 @@ async def main() -> None:
                     bulk, sessions = await backfill(url, messages)
                     with common.postgres_database("backfill_floor") as (_, floor_url):
                         floor_s, floor_rows = await postgres_floor(plain, floor_url)
+                clustered_s = float("nan")
             single_rate = len(sample) / single
             bulk_rate = len(messages) / bulk
             rows.append(
@@ -307,6 +357,7 @@ async def main() -> None:
                     "floor_per_s": floor_rows / floor_s,
                     "needed_per_s": 20 * single_rate,
                     "backfill_vs_floor": bulk_rate / (floor_rows / floor_s),
+                    "clustered_floor_per_s": floor_rows / clustered_s,
                 }
             )
         peer_rows = await peers(args, Path(tmp)) if args.peers else []
