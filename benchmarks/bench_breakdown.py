@@ -34,6 +34,7 @@ from typing import Any
 import _common as common
 import _data as data
 import bench_append
+import bench_wal_pages
 
 
 def _row(piece: str, what: str, timings: list[float]) -> dict[str, Any]:
@@ -102,7 +103,6 @@ def history(rows: int, samples: int) -> list[dict[str, Any]]:
 
 
 def append(path: Path, seed: int, samples: int, channels: int, level: str) -> list[dict[str, Any]]:
-    at_text = bench_append._sqlite_time
     messages = bench_append.workload(seed + samples, channels)
     common.sqlite_database(path)
     conn = sqlite3.connect(path, isolation_level=None)
@@ -111,24 +111,8 @@ def append(path: Path, seed: int, samples: int, channels: int, level: str) -> li
     statements: list[float] = []
     commits: list[float] = []
     for m in messages:
-        at = m["timestamp"]
-        channel = str(m["channel"] + 1)
         started = time.perf_counter()
-        conn.execute("BEGIN IMMEDIATE")
-        found = conn.execute(
-            bench_append.RAW_EXTEND, bench_append.extend_values(at, channel)
-        ).fetchone()
-        if found is None:
-            session = f"s-{m['message_id']}"
-            conn.execute(bench_append.RAW_CLOSE, ("raw", channel))
-            conn.execute(
-                bench_append.RAW_START, ("raw", channel, session, at_text(at), at_text(at))
-            )
-        else:
-            session = found[0]
-        conn.execute(
-            bench_append.RAW_INSERT, bench_append.insert_values(m, channel, session, at_text(at))
-        ).fetchone()
+        bench_wal_pages.raw_statements(conn, m)
         statements.append(time.perf_counter() - started)
         started = time.perf_counter()
         conn.execute("COMMIT")

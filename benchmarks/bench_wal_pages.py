@@ -49,28 +49,32 @@ def wal_frames(path: Path) -> int:
         return int(conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
 
 
-def raw_appender(conn: sqlite3.Connection) -> Callable[[dict[str, Any]], None]:
-    """One append with the raw statements, one transaction (as ``bench_append.run_aiosqlite``)."""
+def raw_statements(conn: sqlite3.Connection, m: dict[str, Any]) -> None:
+    """``BEGIN IMMEDIATE`` and one append's raw statements (as ``bench_append.run_aiosqlite``),
+    the commit left to the caller."""
     at_text = bench_append._sqlite_time
+    at = m["timestamp"]
+    channel = str(m["channel"] + 1)
+    conn.execute("BEGIN IMMEDIATE")
+    found = conn.execute(
+        bench_append.RAW_EXTEND, bench_append.extend_values(at, channel)
+    ).fetchone()
+    if found is None:
+        session = f"s-{m['message_id']}"
+        conn.execute(bench_append.RAW_CLOSE, ("raw", channel))
+        conn.execute(bench_append.RAW_START, ("raw", channel, session, at_text(at), at_text(at)))
+    else:
+        session = found[0]
+    conn.execute(
+        bench_append.RAW_INSERT, bench_append.insert_values(m, channel, session, at_text(at))
+    ).fetchone()
+
+
+def raw_appender(conn: sqlite3.Connection) -> Callable[[dict[str, Any]], None]:
+    """One append with the raw statements, one transaction."""
 
     def store(m: dict[str, Any]) -> None:
-        at = m["timestamp"]
-        channel = str(m["channel"] + 1)
-        conn.execute("BEGIN IMMEDIATE")
-        found = conn.execute(
-            bench_append.RAW_EXTEND, bench_append.extend_values(at, channel)
-        ).fetchone()
-        if found is None:
-            session = f"s-{m['message_id']}"
-            conn.execute(bench_append.RAW_CLOSE, ("raw", channel))
-            conn.execute(
-                bench_append.RAW_START, ("raw", channel, session, at_text(at), at_text(at))
-            )
-        else:
-            session = found[0]
-        conn.execute(
-            bench_append.RAW_INSERT, bench_append.insert_values(m, channel, session, at_text(at))
-        ).fetchone()
+        raw_statements(conn, m)
         conn.execute("COMMIT")
 
     return store
