@@ -51,7 +51,8 @@ logger = logging.getLogger(__name__)
 class LegacyImport:
     """One import of a legacy tree: :meth:`read` it once, then :meth:`write` each database's bots.
 
-    ``configs`` are the configured bots; a bot without a config gets :func:`default_config`.
+    ``configs`` are the configured bots; a bot without a config gets
+    :func:`~convostore.legacy.routing.default_config`.
     ``accept`` says which bots this import handles (the others are left to another run; all by
     default). ``legacy_tz`` overrides every bot's ``legacy.timezone``. ``workers`` is how many
     processes parse the tree: None chooses (:func:`~convostore.legacy.routing.worker_count`:
@@ -75,9 +76,7 @@ class LegacyImport:
             except (ValueError, KeyError):
                 raise ConfigError(f"--legacy-tz: unknown time zone {legacy_tz!r}") from None
         self.data_dirs = [Path(d) for d in data_dirs]
-        self.configs = dict(configs)
         self.routing = Routing(configs, legacy_tz, accept or BotFilter())
-        self.accept = self.routing.accept
         self.dry_run = dry_run
         self.progress = progress
         self.workers = workers
@@ -172,7 +171,7 @@ class LegacyImport:
             return self.report.bot(owner)
         config = self.config_for(owner)
         return self.report.bot(
-            owner, config.safe_database_url if config else "", owner in self.configs
+            owner, config.safe_database_url if config else "", owner in self.routing.configs
         )
 
     # -- phase 2 -------------------------------------------------------------------------------
@@ -193,7 +192,7 @@ class LegacyImport:
             if bot != SHARED
             and bot not in staged
             and report.files["unreadable"]
-            and self.accept(bot)
+            and self.routing.accept(bot)
             and self.config_for(bot) is not None
         ]
         return sorted([*staged, *unreadable_only])
