@@ -29,12 +29,11 @@ from convostore.legacy.report import ImportProgress, ImportReport
 from convostore.legacy.rules import CHANNEL_TYPE, SOURCE
 from convostore.legacy.stage import Stage, StagedRow
 from convostore.models import UTCDateTime
-from convostore.repositories.messages import MessageRepository
 from convostore.sessions import base_session_id, fits_session, unique_session_id
 
 _BATCH = 5000
 # Message ids looked up in the database per statement (rule 7 against rows already stored).
-_LOOKUP = 5000
+_LOOKUP = 500
 # The import writes exactly the columns of schema revision 0002, frozen here rather than taken
 # from today's models or records: the data revision 0002 runs this code, and must mean the same
 # thing when later revisions add columns (imported rows then take those columns' defaults).
@@ -173,6 +172,10 @@ class Writer:
             _conversations.c.bot_name == bindparam("bot"),
             _conversations.c.channel_id == bindparam("channel"),
         )
+        self._stored = select(_conversations.c.message_id).where(
+            _conversations.c.bot_name == bindparam("bot"),
+            _conversations.c.message_id.in_(bindparam("ids", expanding=True)),
+        )
         self._behind = Behind(
             connection.dialect.driver == "pysqlite" and not dry_run, "convostore-import"
         )
@@ -208,17 +211,17 @@ class Writer:
         Rule 7 holds against the database too: a copy stored in another channel (by the live bot
         or an earlier import) would otherwise be dropped by the database's unique key while the
         report and the session counted it. The channel's own ids are read in one range; the
-        staged ids not among them are looked up by key (the backfill's lookup, one statement
-        per batch).
+        staged ids not among them are looked up by key.
         """
         self.wait()
         found = set(
             self.connection.execute(self._in_channel, {"bot": bot, "channel": channel_id}).scalars()
         )
         others = (m for m in self.stage.message_ids(bot, channel_id) if m not in found)
-        stored = MessageRepository(self.connection, bot)
         while chunk := list(islice(others, _LOOKUP)):
-            found |= stored.stored_ids(chunk)
+            found.update(
+                self.connection.execute(self._stored, {"bot": bot, "ids": chunk}).scalars()
+            )
         return found
 
     def write_bot(self, bot: str, config: BotConfig) -> None:
